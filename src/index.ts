@@ -1,0 +1,8 @@
+// pef-front-websocket: the public API.
+export { acceptWebSocket, rejectUpgrade } from './node/upgrade.js';
+export { WebSocketConnection } from './node/transport.js';
+export type { WebSocketOptions } from './node/options.js';
+export type { MessageType, MaybePromise, SendData, WebSocketHooks, Logger } from './node/types.js';
+export { CloseCode, Opcode } from './protocol/constants.js';
+export { ProtocolError, HandshakeError } from './protocol/errors.js';
+export type { ProtocolErrorCode, HandshakeErrorCode } from './protocol/errors.js';

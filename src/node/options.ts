@@ -1,0 +1,64 @@
+// Options of a WebSocket connection, with their defaults. Set on the router, overridden per
+// handler class through `static options`, or passed to acceptWebSocket.
+
+import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
+import type { HandshakeError } from '../protocol/errors.js';
+import type { ExtensionNegotiator } from '../protocol/handshake.js';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from './types.js';
+
+export interface WebSocketOptions {
+  /** The largest message accepted, reassembled, in bytes; a larger one fails with 1009. Default 1 MiB. */
+  maxPayload?: number;
+  /** How long to wait for the peer's Close, and then for TCP to close, before destroying the socket, in ms. Default 10,000. */
+  closeTimeout?: number;
+  /** `send` returns false once more than this many bytes wait to be written. Default 64 KiB. */
+  highWaterMark?: number;
+  /**
+   * Chooses a subprotocol from those the client offered (in its order): return one, null for none,
+   * or a HandshakeError to refuse the request.
+   */
+  selectProtocol?: (offered: readonly string[], request: IncomingMessage) => string | null | undefined | HandshakeError;
+  /** Extensions offered to clients, in order of preference. */
+  extensions?: readonly ExtensionNegotiator[];
+  /** Extra headers on the 101 response. */
+  headers?: Readonly<Record<string, string>>;
+  /** Where errors thrown by onError and onClose are reported. Default `console`. */
+  logger?: Logger;
+}
+
+export interface ResolvedOptions {
+  maxPayload: number;
+  closeTimeout: number;
+  highWaterMark: number;
+  selectProtocol: WebSocketOptions['selectProtocol'];
+  extensions: readonly ExtensionNegotiator[];
+  headers: Readonly<Record<string, string>>;
+  logger: Logger;
+}
+
+export const DEFAULT_OPTIONS: ResolvedOptions = {
+  maxPayload: DEFAULT_MAX_PAYLOAD,
+  closeTimeout: 10_000,
+  highWaterMark: 64 * 1024,
+  selectProtocol: undefined,
+  extensions: [],
+  headers: {},
+  logger: console,
+};
+
+/** Merges option layers (later wins; undefined values are skipped) over the defaults. */
+export function resolveOptions(...layers: (WebSocketOptions | undefined)[]): ResolvedOptions {
+  const resolved: Record<string, unknown> = { ...DEFAULT_OPTIONS };
+  for (const layer of layers) {
+    if (!layer) continue;
+    for (const [key, value] of Object.entries(layer)) {
+      if (value !== undefined) resolved[key] = value;
+    }
+  }
+  const options = resolved as unknown as ResolvedOptions;
+  if (!(options.maxPayload > 0)) throw new RangeError('maxPayload must be a positive number');
+  if (!(options.closeTimeout >= 0)) throw new RangeError('closeTimeout must be a number of milliseconds');
+  if (!(options.highWaterMark >= 0)) throw new RangeError('highWaterMark must be a number of bytes');
+  return options;
+}

@@ -1,0 +1,322 @@
+// Binds one protocol Connection to one socket: bytes from 'data' go in, events become hook calls,
+// queued frames go out in one write per read, 'drain' and write completion become onDrain, and the
+// timers the Sans-I/O core cannot own (the close timeout) live here.
+
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CloseCode } from '../protocol/constants.js';
+import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/connection.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { ResolvedOptions } from './options.js';
+import type { MessageType, SendData, WebSocketHooks } from './types.js';
+
+/** Frames queued in one turn and smaller than this together are joined into one write. */
+const JOIN_WRITES_MAX = 64 * 1024;
+
+/** The error given to onError when a hook throws: its `cause` is what the hook threw. */
+function handlerError(cause: unknown): ProtocolError {
+  return new ProtocolError('WS_ERR_HANDLER', CloseCode.InternalError, 'a handler hook threw', { cause });
+}
+
+function toBytes(data: SendData): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError('send() takes a string, a Buffer, a typed array or an ArrayBuffer');
+}
+
+/** One open WebSocket on a socket: the methods a handler calls (send, close, ping, ...). */
+export class WebSocketConnection {
+  /** The upgrade request. */
+  readonly request: IncomingMessage;
+  /** The negotiated subprotocol, or ''. */
+  readonly protocol: string;
+  /** The negotiated Sec-WebSocket-Extensions response, or ''. */
+  readonly extensions: string;
+
+  readonly #socket: Duplex;
+  readonly #conn: Connection;
+  readonly #hooks: WebSocketHooks;
+  readonly #options: ResolvedOptions;
+
+  #opened = false;
+  #closed = false;
+  #ended = false;
+  #dispatching = false;
+  #flushScheduled = false;
+  #drainWanted = false;
+  #socketError = false;
+  #closeTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    socket: Duplex,
+    conn: Connection,
+    hooks: WebSocketHooks,
+    request: IncomingMessage,
+    protocol: string,
+    extensions: string,
+    options: ResolvedOptions,
+  ) {
+    this.#socket = socket;
+    this.#conn = conn;
+    this.#hooks = hooks;
+    this.#options = options;
+    this.request = request;
+    this.protocol = protocol;
+    this.extensions = extensions;
+  }
+
+  /** Writes the 101 response; once it is flushed, opens: onOpen, then the head bytes, then reading. */
+  start(response: Buffer, head: Buffer): void {
+    const socket = this.#socket;
+    socket.pause(); // nothing is read until onOpen has run
+    socket.on('error', this.#onSocketError);
+    socket.on('close', this.#onSocketClose);
+    socket.write(response, (error) => {
+      if (error || this.#closed) return; // the peer vanished during the handshake: no hooks run
+      this.#opened = true;
+      this.#callHook('onOpen');
+      if (head.length !== 0) this.#onData(head);
+      if (this.#closed) return;
+      socket.on('data', this.#onData);
+      socket.on('end', this.#onEnd);
+      socket.on('drain', this.#onDrainEvent);
+      socket.resume();
+    });
+  }
+
+  /** Bytes waiting to be written: queued frames plus what the socket holds. */
+  get bufferedAmount(): number {
+    return this.#conn.outputBytes + this.#socket.writableLength;
+  }
+
+  /** True once closing, closed or failed: sends do nothing from then on. */
+  isDefunct(): boolean {
+    return this.#closed || this.#conn.state !== ConnectionState.Open;
+  }
+
+  /**
+   * Sends a message: 'text' (a string, or a Buffer that must be valid UTF-8) or 'binary' (a string
+   * goes as its UTF-8 bytes). Does nothing and returns false on a defunct connection; otherwise
+   * returns false when more than the high-water mark is buffered: wait for onDrain.
+   */
+  send(data: SendData, type: MessageType = 'text'): boolean {
+    if (type !== 'text' && type !== 'binary') throw new TypeError(`unknown message type ${String(type)}: 'text' or 'binary'`);
+    if (this.isDefunct()) {
+      // Even a defunct connection refuses what could never be sent.
+      if (type === 'text' && typeof data !== 'string') toBytes(data);
+      return false;
+    }
+    if (type === 'text') {
+      if (typeof data === 'string') this.#conn.sendText(data);
+      else this.#conn.sendTextBytes(toBytes(data));
+    } else {
+      this.#conn.sendBinary(typeof data === 'string' ? Buffer.from(data, 'utf8') : toBytes(data));
+    }
+    this.#afterSend();
+    return this.bufferedAmount <= this.#options.highWaterMark;
+  }
+
+  /** Sends a Ping (at most 125 bytes). */
+  ping(data: SendData = Buffer.alloc(0)): boolean {
+    if (this.#closed) return false;
+    const sent = this.#conn.ping(typeof data === 'string' ? Buffer.from(data, 'utf8') : toBytes(data));
+    if (sent) this.#afterSend();
+    return sent;
+  }
+
+  /**
+   * Starts the closing handshake: sends Close(code, reason) and waits for the peer's Close up to
+   * closeTimeout, then destroys the socket. RangeError for a code that may not be sent.
+   */
+  close(code: number = CloseCode.Normal, reason = ''): void {
+    if (this.#closed) return;
+    if (this.#conn.close(code, reason)) {
+      this.#armCloseTimer();
+      this.#afterSend();
+    }
+  }
+
+  /** Ends the connection at once, without a closing handshake (onClose gets 1006). */
+  terminate(): void {
+    this.#socket.destroy();
+  }
+
+  /** Fails the connection with a ProtocolError: Close with its code, then end. */
+  fail(error: ProtocolError): void {
+    if (this.#closed) return;
+    this.#conn.fail(error);
+    this.#dispatch();
+  }
+
+  // ------------------------------------------------------------------ socket events
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#conn.receiveData(chunk);
+    this.#dispatch();
+  };
+
+  readonly #onEnd = (): void => {
+    this.#conn.receiveEof();
+    this.#dispatch();
+  };
+
+  readonly #onDrainEvent = (): void => {
+    this.#maybeDrained();
+  };
+
+  readonly #afterWrite = (error?: Error | null): void => {
+    if (!error) this.#maybeDrained();
+  };
+
+  readonly #onSocketError = (error: Error): void => {
+    // Reported once; after a completed closing handshake a reset is no news.
+    if (this.#socketError || !this.#opened) return;
+    this.#socketError = true;
+    if (this.#conn.state === ConnectionState.Closed && this.#conn.closeReceived) return;
+    this.#callHook('onError', error);
+  };
+
+  readonly #onSocketClose = (): void => {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
+    this.#conn.receiveEof();
+    this.#conn.takeOutput();
+    if (!this.#opened) return;
+    this.#dispatchEvents(this.#conn.takeEvents());
+    this.#callFinalHook('onClose', this.#conn.closeCode, this.#conn.closeReason);
+  };
+
+  readonly #flushLater = (): void => {
+    this.#flushScheduled = false;
+    this.#flush();
+  };
+
+  // ------------------------------------------------------------------ dispatch
+
+  #dispatch(): void {
+    this.#dispatching = true;
+    try {
+      this.#dispatchEvents(this.#conn.takeEvents());
+    } finally {
+      this.#dispatching = false;
+    }
+    this.#flush();
+  }
+
+  #dispatchEvents(events: ConnectionEvent[]): void {
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      switch (event.type) {
+        case 'text':
+        case 'binary':
+          this.#callHook('onMessage', event.data, event.type);
+          break;
+        case 'error':
+          // A hook's own failure was reported to onError already, as what it threw.
+          if (event.error.code !== 'WS_ERR_HANDLER') this.#callHook('onError', event.error);
+          break;
+        default:
+          // ping (the core queued the pong), pong, close (onClose follows when the socket closes)
+          break;
+      }
+    }
+  }
+
+  #afterSend(): void {
+    this.#drainWanted = true;
+    if (this.#dispatching || this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(this.#flushLater);
+  }
+
+  /** Writes what the connection queued: one write when small, corked writes when large. */
+  #flush(): void {
+    const socket = this.#socket;
+    const output = this.#conn.takeOutput();
+    const count = output.length;
+    if (count !== 0 && !this.#closed && socket.writable) {
+      const callback = this.#hooks.onDrain ? this.#afterWrite : undefined;
+      if (count === 1) {
+        socket.write(output[0]!, callback);
+      } else {
+        let total = 0;
+        for (let i = 0; i < count; i++) total += output[i]!.length;
+        if (total <= JOIN_WRITES_MAX) {
+          socket.write(Buffer.concat(output, total), callback);
+        } else {
+          socket.cork();
+          for (let i = 0; i < count - 1; i++) socket.write(output[i]!);
+          socket.write(output[count - 1]!, callback);
+          socket.uncork();
+        }
+      }
+    }
+    if (this.#conn.endTransport && !this.#ended) {
+      // §7.1.1: the server closes TCP first; the peer gets closeTimeout to close its side.
+      this.#ended = true;
+      socket.end();
+      this.#armCloseTimer();
+    }
+  }
+
+  #maybeDrained(): void {
+    if (!this.#drainWanted || this.#closed || this.#socket.writableLength !== 0 || this.#conn.outputBytes !== 0) return;
+    this.#drainWanted = false;
+    this.#callHook('onDrain');
+  }
+
+  #armCloseTimer(): void {
+    if (this.#closeTimer !== null || this.#closed) return;
+    this.#closeTimer = setTimeout(() => this.#socket.destroy(), this.#options.closeTimeout);
+    this.#closeTimer.unref();
+  }
+
+  // ------------------------------------------------------------------ hooks
+
+  #callHook(name: 'onOpen' | 'onDrain'): void;
+  #callHook(name: 'onMessage', message: string | Buffer, type: MessageType): void;
+  #callHook(name: 'onError', error: Error): void;
+  #callHook(name: keyof WebSocketHooks, a?: unknown, b?: unknown): void {
+    const hook = this.#hooks[name] as ((a?: unknown, b?: unknown) => unknown) | undefined;
+    if (hook === undefined) return;
+    let result: unknown;
+    try {
+      result = hook.call(this.#hooks, a, b);
+    } catch (error) {
+      return this.#hookFailed(name, error);
+    }
+    if (result !== undefined && typeof (result as PromiseLike<unknown>).then === 'function') {
+      (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.#hookFailed(name, error));
+    }
+  }
+
+  /** A hook threw or rejected: onError gets what it threw (unless onError itself threw), then close 1011. */
+  #hookFailed(name: keyof WebSocketHooks, error: unknown): void {
+    if (name === 'onError') {
+      this.#options.logger.error('pef-front-websocket: onError threw', error);
+    } else {
+      const reported = error instanceof Error ? error : new Error(String(error));
+      this.#callHook('onError', reported);
+    }
+    if (this.#closed) return;
+    this.#conn.fail(handlerError(error));
+    if (!this.#dispatching) this.#dispatch();
+  }
+
+  /** onClose: what it throws or rejects with is logged and goes no further. */
+  #callFinalHook(name: 'onClose', code: number, reason: string): void {
+    const hook = this.#hooks[name];
+    if (hook === undefined) return;
+    const logger = this.#options.logger;
+    try {
+      const result: unknown = hook.call(this.#hooks, code, reason);
+      if (result !== undefined && typeof (result as PromiseLike<unknown>).then === 'function') {
+        (result as PromiseLike<unknown>).then(undefined, (error: unknown) => logger.error(`pef-front-websocket: ${name} rejected`, error));
+      }
+    } catch (error) {
+      logger.error(`pef-front-websocket: ${name} threw`, error);
+    }
+  }
+}

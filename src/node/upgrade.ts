@@ -1,0 +1,64 @@
+// The lowest-level entry point: take the socket of node:http's 'upgrade' event, run the opening
+// handshake, and either answer with an HTTP error or bind a WebSocketConnection to the socket.
+
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Connection } from '../protocol/connection.js';
+import { HandshakeError } from '../protocol/errors.js';
+import { acceptHandshake, rejectResponse } from '../protocol/handshake.js';
+import { resolveOptions, type WebSocketOptions } from './options.js';
+import { WebSocketConnection } from './transport.js';
+import type { WebSocketHooks } from './types.js';
+
+const ignore = (): void => {};
+
+/**
+ * Answers an upgrade request that will not become a WebSocket: the status, its headers and a
+ * one-line body, then the socket is ended (and destroyed once the response is out).
+ */
+export function rejectUpgrade(
+  socket: Duplex,
+  error: Pick<HandshakeError, 'status' | 'message' | 'headers'>,
+): void {
+  socket.on('error', ignore);
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(rejectResponse(error));
+}
+
+/**
+ * Runs the opening handshake on an upgrade request (RFC 6455 §4.2) and, if it is valid, binds
+ * `hooks` to the new connection: onOpen once the 101 response is flushed, then the `head` bytes
+ * and everything read after them. Returns the connection, or null when the request was refused
+ * with an HTTP error (400, 405 or 426 with a one-line reason).
+ */
+export function acceptWebSocket(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  hooks: WebSocketHooks,
+  options?: WebSocketOptions,
+): WebSocketConnection | null {
+  const resolved = resolveOptions(options);
+  const selectProtocol = resolved.selectProtocol;
+  const handshake = acceptHandshake(request, {
+    selectProtocol: selectProtocol && ((offered) => selectProtocol(offered, request)),
+    extensions: resolved.extensions,
+    headers: resolved.headers,
+  });
+  if (handshake instanceof HandshakeError) {
+    rejectUpgrade(socket, handshake);
+    return null;
+  }
+  const net = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void };
+  // Small frames leave at once (no Nagle delay); no idle timeout is inherited from the HTTP server.
+  net.setNoDelay?.(true);
+  net.setTimeout?.(0);
+  const conn = new Connection({ maxPayload: resolved.maxPayload, extension: handshake.extension });
+  const ws = new WebSocketConnection(socket, conn, hooks, request, handshake.protocol, handshake.extensions, resolved);
+  ws.start(handshake.response, head);
+  return ws;
+}

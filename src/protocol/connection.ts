@@ -1,0 +1,499 @@
+// The WebSocket connection of RFC 6455 after the opening handshake, as a Sans-I/O state machine:
+// bytes go in through receiveData()/receiveEof(), events and bytes to send come out through
+// takeEvents()/takeOutput(). No socket, no timer and no user code lives here: the I/O layer
+// decides when to write, when to end the transport, and how long to wait for the peer.
+
+import {
+  CloseCode,
+  MAX_CLOSE_REASON_BYTES,
+  MAX_CONTROL_PAYLOAD,
+  DEFAULT_MAX_PAYLOAD,
+  Opcode,
+} from './constants.js';
+import { ProtocolError, protocolViolation } from './errors.js';
+import { encodeClosePayload, frameHeaderLength, parseClosePayload, truncateUtf8, writeFrameHeader } from './frame.js';
+import { applyMask } from './mask.js';
+import { FrameParser, type FrameSink } from './parser.js';
+import { Utf8Validator, isValidUtf8 } from './utf8.js';
+import { randomFillSync } from 'node:crypto';
+
+/** What the connection reports to the I/O layer, in the order it happened. */
+export type ConnectionEvent =
+  | { readonly type: 'text'; readonly data: string }
+  | { readonly type: 'binary'; readonly data: Buffer }
+  | { readonly type: 'ping'; readonly data: Buffer }
+  | { readonly type: 'pong'; readonly data: Buffer }
+  /** The peer's Close frame arrived (code 1005 when it carried none). */
+  | { readonly type: 'close'; readonly code: number; readonly reason: string }
+  /** The connection failed (§7.1.7): a Close with `error.closeCode` was queued and input is discarded from now on. */
+  | { readonly type: 'error'; readonly error: ProtocolError };
+
+/**
+ * A per-message extension such as permessage-deflate (RFC 6455 §9, RFC 7692). Synchronous, so the
+ * core stays free of I/O. It claims `rsv` bits; a message whose first frame has them set is
+ * passed through decode() whole.
+ */
+export interface MessageExtension {
+  /** The RSV bits the extension uses, in place (RSV1 = 0x40). */
+  readonly rsv: number;
+  /** Decodes a received message; the result may not exceed `maxPayload` bytes. */
+  decode(data: Buffer, maxPayload: number): Buffer | ProtocolError;
+  /** Encodes an outgoing message, or returns null to send it as it is. */
+  encode(data: Uint8Array): Buffer | null;
+  /** Frees what the extension holds (the connection is over). */
+  dispose?(): void;
+}
+
+export interface ConnectionOptions {
+  /** Which end we are; a server expects masked frames and sends unmasked ones (§5.1). Default 'server'. */
+  role?: 'server' | 'client';
+  /** The largest message accepted, reassembled (and decompressed), in bytes. Default 1 MiB. */
+  maxPayload?: number;
+  /** A negotiated per-message extension. */
+  extension?: MessageExtension | null;
+}
+
+/** Connection states (python-websockets' names): open, closing once a Close was sent or received, closed. */
+export const ConnectionState = { Open: 1, Closing: 2, Closed: 3 } as const;
+export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
+
+/** Payloads up to this size are copied into one buffer with their header; larger ones go out as a view. */
+const COPY_PAYLOAD_MAX = 16 * 1024;
+/** A message in assembly keeps at most this many pieces as views before it copies them together. */
+const MAX_VIEW_PIECES = 64;
+
+/**
+ * Pieces of a message in assembly. Holds views while they are few; beyond MAX_VIEW_PIECES it copies
+ * into one growing buffer, so memory stays within twice the message's bytes however many frames
+ * (even empty ones) carry it.
+ */
+class PieceBuffer {
+  pieces: Buffer[] = [];
+  bytes = 0;
+  #grow: Buffer | null = null;
+  #growUsed = 0;
+
+  push(piece: Buffer): void {
+    if (piece.length === 0) return;
+    this.bytes += piece.length;
+    if (this.#grow !== null) return this.#append(piece);
+    this.pieces.push(piece);
+    if (this.pieces.length > MAX_VIEW_PIECES) {
+      const pieces = this.pieces;
+      this.pieces = [];
+      this.#grow = Buffer.allocUnsafe(Math.max(this.bytes * 2, 4096));
+      this.#growUsed = 0;
+      for (const p of pieces) this.#append(p);
+    }
+  }
+
+  /** The whole, as one buffer (a view of the only piece when there is one). */
+  take(): Buffer {
+    let result: Buffer;
+    if (this.#grow !== null) result = this.#grow.subarray(0, this.#growUsed);
+    else if (this.pieces.length === 1) result = this.pieces[0]!;
+    else if (this.pieces.length === 0) result = EMPTY;
+    else result = Buffer.concat(this.pieces, this.bytes);
+    this.clear();
+    return result;
+  }
+
+  clear(): void {
+    if (this.pieces.length !== 0) this.pieces = [];
+    this.bytes = 0;
+    this.#grow = null;
+    this.#growUsed = 0;
+  }
+
+  #append(piece: Buffer): void {
+    let grow = this.#grow!;
+    if (this.#growUsed + piece.length > grow.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(grow.length * 2, this.#growUsed + piece.length));
+      grow.copy(bigger, 0, 0, this.#growUsed);
+      this.#grow = grow = bigger;
+    }
+    piece.copy(grow, this.#growUsed);
+    this.#growUsed += piece.length;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Masking keys for the client role, drawn from the CSPRNG in bulk (§5.3 requires unpredictable keys). */
+const maskPool = Buffer.allocUnsafe(4096);
+let maskPoolOffset = maskPool.length;
+function nextMaskKey(): Buffer {
+  if (maskPoolOffset === maskPool.length) {
+    randomFillSync(maskPool);
+    maskPoolOffset = 0;
+  }
+  const key = maskPool.subarray(maskPoolOffset, maskPoolOffset + 4);
+  maskPoolOffset += 4;
+  return key;
+}
+
+export class Connection implements FrameSink {
+  readonly #parser: FrameParser;
+  readonly #client: boolean;
+  readonly #maxPayload: number;
+  readonly #extension: MessageExtension | null;
+
+  #state: ConnectionState = ConnectionState.Open;
+  #events: ConnectionEvent[] = [];
+  #output: Buffer[] = [];
+  #outputBytes = 0;
+  #endTransport = false;
+
+  /** The peer's Close, once received. */
+  #closeReceived: { code: number; reason: string } | null = null;
+  /** Our Close, once sent. */
+  #closeSent: { code: number; reason: string } | null = null;
+  #failure: ProtocolError | null = null;
+
+  // The frame being received.
+  #frameOpcode = 0;
+  #frameFin = false;
+  // The data message being received (§5.4: its frames may be interleaved with control frames).
+  #messageOpen = false;
+  #messageBinary = false;
+  #messageEncoded = false;
+  readonly #message = new PieceBuffer();
+  readonly #control = new PieceBuffer();
+  #utf8: Utf8Validator | null = null;
+
+  constructor(options: ConnectionOptions = {}) {
+    this.#client = options.role === 'client';
+    this.#maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.#extension = options.extension ?? null;
+    this.#parser = new FrameParser(this, {
+      role: this.#client ? 'client' : 'server',
+      allowedRsv: this.#extension?.rsv ?? 0,
+    });
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** True once the I/O layer should end the transport (§7.1.1: the server closes TCP first). */
+  get endTransport(): boolean {
+    return this.#endTransport;
+  }
+
+  /** Bytes queued by the connection and not yet taken by takeOutput(). */
+  get outputBytes(): number {
+    return this.#outputBytes;
+  }
+
+  /** The failure that ended the connection, if one did. */
+  get failure(): ProtocolError | null {
+    return this.#failure;
+  }
+
+  /** Whether we have sent a Close frame (nothing may follow it, §5.5.1). */
+  get closeSent(): boolean {
+    return this.#closeSent !== null;
+  }
+
+  /** Whether the peer's Close frame has arrived. */
+  get closeReceived(): boolean {
+    return this.#closeReceived !== null;
+  }
+
+  /**
+   * The code and reason to report when the connection is over (RFC 6455 §7.1.5-§7.1.6): the
+   * peer's Close (1005 if it had no code), else our failure's code, else 1006.
+   */
+  get closeCode(): number {
+    if (this.#closeReceived) return this.#closeReceived.code;
+    if (this.#failure) return this.#failure.closeCode;
+    return CloseCode.Abnormal;
+  }
+
+  get closeReason(): string {
+    if (this.#closeReceived) return this.#closeReceived.reason;
+    if (this.#failure && this.#closeSent) return this.#closeSent.reason;
+    return '';
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /** Feeds bytes from the transport. Masked payload is unmasked in place: the connection owns `data`. */
+  receiveData(data: Buffer): void {
+    this.#parser.push(data);
+  }
+
+  /** The transport has ended: the peer sent EOF or the connection dropped. */
+  receiveEof(): void {
+    if (this.#state === ConnectionState.Closed) return;
+    this.#parser.stop();
+    this.#releaseMessage();
+    this.#state = ConnectionState.Closed;
+    this.#endTransport = true;
+  }
+
+  /** Events since the last call, oldest first. */
+  takeEvents(): ConnectionEvent[] {
+    const events = this.#events;
+    if (events.length !== 0) this.#events = [];
+    return events;
+  }
+
+  /** Bytes to write since the last call, in order. */
+  takeOutput(): Buffer[] {
+    const output = this.#output;
+    if (output.length !== 0) {
+      this.#output = [];
+      this.#outputBytes = 0;
+    }
+    return output;
+  }
+
+  // ---------------------------------------------------------------- output
+
+  /** Queues a text message. `compress` false skips the extension for this message. Returns false if nothing was queued. */
+  sendText(text: string, compress = true): boolean {
+    if (this.#state !== ConnectionState.Open) return false;
+    if (this.#extension !== null && compress) return this.#sendEncoded(Opcode.Text, Buffer.from(text, 'utf8'));
+    const length = Buffer.byteLength(text, 'utf8');
+    if (length > COPY_PAYLOAD_MAX || this.#client) {
+      this.#queueFrame(Opcode.Text, 0, Buffer.from(text, 'utf8'));
+      return true;
+    }
+    const headerLength = frameHeaderLength(length, false);
+    const frame = Buffer.allocUnsafe(headerLength + length);
+    writeFrameHeader(frame, 0, Opcode.Text, length, true, 0);
+    frame.write(text, headerLength, 'utf8');
+    this.#queue(frame);
+    return true;
+  }
+
+  /** Queues a text message from UTF-8 bytes, checked (RFC 6455 §5.6): invalid UTF-8 is a TypeError. */
+  sendTextBytes(data: Uint8Array, compress = true): boolean {
+    if (!isValidUtf8(data)) throw new TypeError('a text message must be valid UTF-8');
+    if (this.#state !== ConnectionState.Open) return false;
+    if (this.#extension !== null && compress) return this.#sendEncoded(Opcode.Text, data);
+    this.#queueFrame(Opcode.Text, 0, data);
+    return true;
+  }
+
+  /** Queues a binary message. Returns false if nothing was queued. */
+  sendBinary(data: Uint8Array, compress = true): boolean {
+    if (this.#state !== ConnectionState.Open) return false;
+    if (this.#extension !== null && compress) return this.#sendEncoded(Opcode.Binary, data);
+    this.#queueFrame(Opcode.Binary, 0, data);
+    return true;
+  }
+
+  /** Queues a Ping (§5.5.2); at most 125 bytes of payload. */
+  ping(data: Uint8Array = EMPTY): boolean {
+    return this.#sendControl(Opcode.Ping, data);
+  }
+
+  /** Queues an unsolicited Pong (§5.5.3, a unidirectional heartbeat). */
+  pong(data: Uint8Array = EMPTY): boolean {
+    return this.#sendControl(Opcode.Pong, data);
+  }
+
+  /**
+   * Starts the closing handshake (§7.1.2): queues a Close frame; nothing is sent after it. The I/O
+   * layer then waits for the peer's Close, up to its close timeout. Throws RangeError for a code
+   * that may not be sent or a reason over 123 bytes. Returns false if a Close was already sent.
+   */
+  close(code: number = CloseCode.Normal, reason = ''): boolean {
+    const payload = encodeClosePayload(code, reason);
+    if (this.#closeSent !== null || this.#state === ConnectionState.Closed) return false;
+    this.#sendClose(payload, code, reason);
+    this.#state = ConnectionState.Closing;
+    return true;
+  }
+
+  /**
+   * Fails the connection (§7.1.7): queues a Close with the error's code when none was sent yet,
+   * discards all further input, asks the I/O layer to end the transport, and reports the error
+   * once. The one failure path of the protocol core; later failures are ignored.
+   */
+  fail(error: ProtocolError): void {
+    if (this.#failure !== null || this.#state === ConnectionState.Closed) return;
+    this.#failure = error;
+    this.#parser.stop();
+    this.#releaseMessage();
+    if (this.#closeSent === null) {
+      // A 1011 says only that something went wrong inside: its details stay on this side.
+      const reason =
+        error.closeCode === CloseCode.InternalError ? '' : truncateUtf8(error.message, MAX_CLOSE_REASON_BYTES);
+      this.#sendClose(encodeClosePayload(error.closeCode, reason), error.closeCode, reason);
+    }
+    this.#state = ConnectionState.Closed;
+    this.#endTransport = true;
+    this.#events.push({ type: 'error', error });
+  }
+
+  #sendClose(payload: Buffer, code: number, reason: string): void {
+    this.#closeSent = { code, reason };
+    this.#queueFrame(Opcode.Close, 0, payload);
+  }
+
+  #sendControl(opcode: number, data: Uint8Array): boolean {
+    if (data.length > MAX_CONTROL_PAYLOAD) throw new RangeError('a control frame payload is at most 125 bytes (RFC 6455 §5.5)');
+    if (this.#closeSent !== null || this.#state === ConnectionState.Closed) return false;
+    this.#queueFrame(opcode, 0, data);
+    return true;
+  }
+
+  #sendEncoded(opcode: number, data: Uint8Array): boolean {
+    const encoded = this.#extension!.encode(data);
+    if (encoded === null) this.#queueFrame(opcode, 0, data);
+    else this.#queueFrame(opcode, this.#extension!.rsv, encoded);
+    return true;
+  }
+
+  /** Queues one final frame: small payloads are copied behind their header, large ones follow it as views. */
+  #queueFrame(opcode: number, rsv: number, payload: Uint8Array): void {
+    const length = payload.length;
+    const mask = this.#client ? nextMaskKey() : undefined;
+    const headerLength = frameHeaderLength(length, mask !== undefined);
+    if (length <= COPY_PAYLOAD_MAX || mask !== undefined) {
+      const frame = Buffer.allocUnsafe(headerLength + length);
+      writeFrameHeader(frame, 0, opcode, length, true, rsv, mask);
+      frame.set(payload, headerLength);
+      if (mask !== undefined) applyMask(frame.subarray(headerLength), mask, 0);
+      this.#queue(frame);
+    } else {
+      const header = Buffer.allocUnsafe(headerLength);
+      writeFrameHeader(header, 0, opcode, length, true, rsv);
+      this.#queue(header);
+      this.#queue(Buffer.from(payload.buffer, payload.byteOffset, length));
+    }
+  }
+
+  #queue(data: Buffer): void {
+    this.#output.push(data);
+    this.#outputBytes += data.length;
+  }
+
+  // ---------------------------------------------------------------- FrameSink
+
+  /** @internal */
+  onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean {
+    this.#frameOpcode = opcode;
+    this.#frameFin = fin;
+    if (opcode >= Opcode.Close) {
+      // RFC 7692 §6: an extension's RSV bit is never set on a control frame.
+      if (rsv !== 0) return this.#reject(protocolViolation('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 must be clear on control frames'));
+      return true;
+    }
+    if (opcode === Opcode.Continuation) {
+      // §5.4: a continuation frame belongs to a message begun by a text or binary frame.
+      if (!this.#messageOpen) {
+        return this.#reject(protocolViolation('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue'));
+      }
+      // RFC 7692 §6.1: RSV1 is set on the first frame of a compressed message only.
+      if (rsv !== 0) return this.#reject(protocolViolation('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 must be clear on continuation frames'));
+    } else {
+      // §5.4: the frames of a fragmented message are not interleaved with another data message.
+      if (this.#messageOpen) {
+        return this.#reject(protocolViolation('WS_ERR_EXPECTED_CONTINUATION', 'new data frame while a fragmented message is open'));
+      }
+      this.#messageOpen = true;
+      this.#messageBinary = opcode === Opcode.Binary;
+      this.#messageEncoded = rsv !== 0;
+      if (!this.#messageBinary && !this.#messageEncoded) {
+        if (this.#utf8 === null) this.#utf8 = new Utf8Validator();
+        else this.#utf8.reset();
+      }
+    }
+    // §10.4: the size limit is checked from the header, before a byte of payload is buffered.
+    if (length > this.#maxPayload - this.#message.bytes) {
+      return this.#reject(
+        new ProtocolError(
+          'WS_ERR_PAYLOAD_TOO_BIG',
+          CloseCode.MessageTooBig,
+          `message over the limit of ${this.#maxPayload} bytes`,
+        ),
+      );
+    }
+    return true;
+  }
+
+  /** @internal */
+  onFrameData(data: Buffer): boolean {
+    if (this.#frameOpcode >= Opcode.Close) {
+      this.#control.push(data);
+      return true;
+    }
+    // §8.1: text is checked as it arrives, so invalid UTF-8 fails at the first bad piece.
+    if (!this.#messageBinary && !this.#messageEncoded && !this.#utf8!.write(data)) {
+      return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'invalid UTF-8 in a text message'));
+    }
+    this.#message.push(data);
+    return true;
+  }
+
+  /** @internal */
+  onFrameEnd(): boolean {
+    const opcode = this.#frameOpcode;
+    if (opcode >= Opcode.Close) return this.#controlFrame(opcode, this.#control.take());
+    if (!this.#frameFin) return true;
+    this.#messageOpen = false;
+    let data = this.#message.take();
+    if (this.#messageEncoded) {
+      const decoded = this.#extension!.decode(data, this.#maxPayload);
+      if (decoded instanceof ProtocolError) return this.#reject(decoded);
+      data = decoded;
+      if (!this.#messageBinary && !isValidUtf8(data)) {
+        return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'invalid UTF-8 in a text message'));
+      }
+    } else if (!this.#messageBinary && !this.#utf8!.end()) {
+      return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence'));
+    }
+    if (this.#messageBinary) this.#events.push({ type: 'binary', data });
+    else this.#events.push({ type: 'text', data: data.toString('utf8') });
+    return true;
+  }
+
+  /** @internal */
+  onFrameError(error: ProtocolError): void {
+    this.fail(error);
+  }
+
+  #controlFrame(opcode: number, data: Buffer): boolean {
+    if (opcode === Opcode.Ping) {
+      // §5.5.2: a Ping is answered with a Pong carrying the same payload, unless a Close was sent.
+      if (this.#closeSent === null) this.#queueFrame(Opcode.Pong, 0, data);
+      this.#events.push({ type: 'ping', data });
+      return true;
+    }
+    if (opcode === Opcode.Pong) {
+      // §5.5.3: a Pong may be unsolicited; it is reported and needs no answer.
+      this.#events.push({ type: 'pong', data });
+      return true;
+    }
+    const parsed = parseClosePayload(data);
+    if (parsed instanceof ProtocolError) return this.#reject(parsed);
+    this.#closeReceived = parsed;
+    // §5.5.1: answer a Close with a Close, echoing its code, unless ours was already sent.
+    if (this.#closeSent === null) {
+      const code = parsed.code === CloseCode.NoStatusReceived ? undefined : parsed.code;
+      this.#sendClose(encodeClosePayload(code), code ?? CloseCode.NoStatusReceived, '');
+    }
+    // §7.1.1: the closing handshake is complete; the server ends TCP first, a client waits for it.
+    this.#state = ConnectionState.Closed;
+    this.#endTransport = !this.#client;
+    this.#releaseMessage();
+    this.#events.push({ type: 'close', code: parsed.code, reason: parsed.reason });
+    // §5.5.1: nothing the peer sends after its Close is processed.
+    return false;
+  }
+
+  #reject(error: ProtocolError): false {
+    this.fail(error);
+    return false;
+  }
+
+  #releaseMessage(): void {
+    this.#messageOpen = false;
+    this.#message.clear();
+    this.#control.clear();
+  }
+}

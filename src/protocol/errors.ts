@@ -1,0 +1,80 @@
+// The two error types of the protocol core. Every failure of a connection is a ProtocolError
+// carrying the close code it is failed with and a stable string `code` that programs can match;
+// every refused opening handshake is a HandshakeError carrying its HTTP status.
+
+import { CloseCode } from './constants.js';
+
+/** Stable codes of protocol failures. Their text never changes once released. */
+export type ProtocolErrorCode =
+  | 'WS_ERR_UNMASKED_FRAME'
+  | 'WS_ERR_MASKED_FRAME'
+  | 'WS_ERR_UNEXPECTED_RSV_1'
+  | 'WS_ERR_UNEXPECTED_RSV_2_3'
+  | 'WS_ERR_INVALID_OPCODE'
+  | 'WS_ERR_FRAGMENTED_CONTROL_FRAME'
+  | 'WS_ERR_CONTROL_FRAME_TOO_LONG'
+  | 'WS_ERR_INVALID_PAYLOAD_LENGTH'
+  | 'WS_ERR_UNEXPECTED_CONTINUATION'
+  | 'WS_ERR_EXPECTED_CONTINUATION'
+  | 'WS_ERR_PAYLOAD_TOO_BIG'
+  | 'WS_ERR_INVALID_UTF8'
+  | 'WS_ERR_INVALID_CLOSE_PAYLOAD'
+  | 'WS_ERR_INVALID_CLOSE_CODE'
+  | 'WS_ERR_INVALID_CLOSE_REASON'
+  | 'WS_ERR_INFLATE_FAILED'
+  | 'WS_ERR_POLICY'
+  | 'WS_ERR_SLOW_CONSUMER'
+  | 'WS_ERR_HANDLER'
+  | 'WS_ERR_INTERNAL';
+
+/** A violation that fails the connection (RFC 6455 §7.1.7) with `closeCode`. */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  /** A stable, matchable identifier, e.g. `WS_ERR_UNMASKED_FRAME`. */
+  readonly code: ProtocolErrorCode;
+  /** The close code the connection is failed with: 1002, 1007, 1008, 1009 or 1011. */
+  readonly closeCode: number;
+
+  constructor(code: ProtocolErrorCode, closeCode: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.closeCode = closeCode;
+  }
+}
+
+/** Builds the ProtocolError of a §5 framing violation: close code 1002. */
+export function protocolViolation(code: ProtocolErrorCode, message: string): ProtocolError {
+  return new ProtocolError(code, CloseCode.ProtocolError, message);
+}
+
+/** Stable codes of refused opening handshakes. */
+export type HandshakeErrorCode =
+  | 'WS_ERR_HANDSHAKE_METHOD'
+  | 'WS_ERR_HANDSHAKE_HTTP_VERSION'
+  | 'WS_ERR_HANDSHAKE_HOST'
+  | 'WS_ERR_HANDSHAKE_UPGRADE'
+  | 'WS_ERR_HANDSHAKE_CONNECTION'
+  | 'WS_ERR_HANDSHAKE_KEY'
+  | 'WS_ERR_HANDSHAKE_VERSION'
+  | 'WS_ERR_HANDSHAKE_PROTOCOL'
+  | 'WS_ERR_HANDSHAKE_ORIGIN'
+  | 'WS_ERR_HANDSHAKE_NOT_FOUND'
+  | 'WS_ERR_HANDSHAKE_FULL'
+  | 'WS_ERR_HANDSHAKE_REJECTED';
+
+/** A refused opening handshake (RFC 6455 §4.2.1): answered with `status`, `headers` and `message` as the body. */
+export class HandshakeError extends Error {
+  override readonly name = 'HandshakeError';
+  readonly code: HandshakeErrorCode;
+  /** The HTTP status of the response, e.g. 400, 405 or 426. */
+  readonly status: number;
+  /** Extra response headers, e.g. `Allow: GET` with 405 or `Sec-WebSocket-Version: 13` with 426. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.code = code;
+    this.status = status;
+    this.headers = headers;
+  }
+}
