@@ -1,6 +1,8 @@
 // XOR masking of RFC 6455 §5.3, in place. Masking and unmasking are the same operation.
-// Works a 32-bit word at a time over the aligned middle of the buffer; the unaligned edges and
-// short payloads go a byte at a time.
+// Large payloads go through a tiny WebAssembly SIMD function (its bytes are below: no addon, no
+// build step), 16 bytes per instruction; everything else, and every engine without WebAssembly
+// SIMD (or without WebAssembly, as under --jitless), takes the JS loop that works a 32-bit word at
+// a time over the aligned middle of the buffer.
 
 const scratch = new Uint8Array(4);
 const scratchWord = new Uint32Array(scratch.buffer);
@@ -9,11 +11,147 @@ const scratchWord = new Uint32Array(scratch.buffer);
 const WORD_LOOP_MIN = 32;
 
 /**
+ * From this many bytes on, WebAssembly SIMD beats the JS word loop even though the bytes are copied
+ * into its memory and back (measured on x64: about even at 64 B, 1.5 times faster at 128 B, 7 times
+ * at 16 KiB).
+ */
+const SIMD_MIN = 128;
+
+/**
+ * Bytes handled per call into WebAssembly: a piece that stays in the L1/L2 cache between the copy in,
+ * the XOR and the copy out (measured at 1 MiB on x64: 16 KiB 22 GB/s, 64 KiB 15 GB/s).
+ */
+const SIMD_CHUNK = 16 * 1024;
+
+/**
+ * The WebAssembly module, by hand. One exported memory of one page ("m", 64 KiB) and one function
+ * x(ptr, len, word): XORs memory[ptr, ptr+len) with the 32-bit `word` repeated, 64 bytes per loop
+ * turn as four v128 loads, xors and stores; `len` is a positive multiple of 64 (the caller pads:
+ * bytes past the payload are scratch).
+ *
+ *   (func (param $p i32) (param $len i32) (param $word i32) (local $end i32) (local $m v128)
+ *     (local.set $m (i32x4.splat (local.get $word)))
+ *     (local.set $end (i32.add (local.get $p) (local.get $len)))
+ *     (loop
+ *       (v128.store offset=0 (local.get $p) (v128.xor (v128.load offset=0 (local.get $p)) (local.get $m)))
+ *       ... the same at offsets 16, 32, 48 ...
+ *       (br_if 0 (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 64))) (local.get $end)))))
+ */
+function xorBlock(offset: number): number[] {
+  return [
+    0x20, 0x00, // local.get $p (store address)
+    0x20, 0x00, // local.get $p
+    0xfd, 0x00, 0x00, offset, // v128.load align=1 offset
+    0x20, 0x04, // local.get $m
+    0xfd, 0x51, // v128.xor
+    0xfd, 0x0b, 0x00, offset, // v128.store align=1 offset
+  ];
+}
+const FUNCTION_BODY = [
+  0x02, 0x01, 0x7f, 0x01, 0x7b, // locals: 1 x i32 ($end), 1 x v128 ($m)
+  0x20, 0x02, 0xfd, 0x11, 0x21, 0x04, // $m = i32x4.splat($word)
+  0x20, 0x00, 0x20, 0x01, 0x6a, 0x21, 0x03, // $end = $p + $len
+  0x03, 0x40, // loop (no result)
+  ...xorBlock(0),
+  ...xorBlock(16),
+  ...xorBlock(32),
+  ...xorBlock(48),
+  0x20, 0x00, 0x41, 0xc0, 0x00, 0x6a, 0x22, 0x00, // $p = $p + 64 (i32.const 64 is signed LEB128: c0 00), keep it
+  0x20, 0x03, 0x49, 0x0d, 0x00, // br_if 0 ($p < $end, unsigned)
+  0x0b, // end loop
+  0x0b, // end function
+];
+function section(id: number, content: number[]): number[] {
+  return [id, content.length, ...content]; // every section here is under 128 bytes: one LEB128 byte
+}
+const WASM_BYTES = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
+  ...section(1, [0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x00]), // type: (i32, i32, i32) -> ()
+  ...section(3, [0x01, 0x00]), // function 0 has type 0
+  ...section(5, [0x01, 0x00, 0x01]), // one memory, at least 1 page, no maximum
+  ...section(7, [0x02, 0x01, 0x6d, 0x02, 0x00, 0x01, 0x78, 0x00, 0x00]), // exports "m" (memory 0), "x" (function 0)
+  ...section(10, [0x01, FUNCTION_BODY.length, ...FUNCTION_BODY]),
+]);
+
+interface Simd {
+  xor: (pointer: number, length: number, word: number) => void;
+  memory: Uint8Array;
+  /** The first SIMD_CHUNK bytes of memory, the view a whole chunk is copied back from. */
+  chunk: Uint8Array;
+}
+
+/** The part of the WebAssembly API used here (the project's TypeScript libs do not declare it). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: { x: Simd['xor']; m: { buffer: ArrayBuffer } } };
+}
+
+/** The instantiated module, null when this engine cannot run it; undefined until first needed. */
+let simd: Simd | null | undefined;
+
+function loadSimd(): Simd | null {
+  try {
+    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+    if (wasm === undefined || !wasm.validate(WASM_BYTES)) return null; // no WebAssembly, or no SIMD
+    const exports = new wasm.Instance(new wasm.Module(WASM_BYTES)).exports;
+    const memory = new Uint8Array(exports.m.buffer);
+    return { xor: exports.x, memory, chunk: memory.subarray(0, SIMD_CHUNK) };
+  } catch {
+    return null; // e.g. an embedder that forbids compiling code at run time
+  }
+}
+
+/** Which implementation masks large payloads here: 'wasm-simd', or 'js' where SIMD is unavailable. */
+export function maskImplementation(): 'wasm-simd' | 'js' {
+  if (simd === undefined) simd = loadSimd();
+  return simd === null ? 'js' : 'wasm-simd';
+}
+
+/**
  * XORs `data` in place with the 4-byte `mask`, starting at byte `phase` (0-3) of the mask, so a
  * payload that arrives in pieces can be unmasked piece by piece. Returns the phase for the next
  * piece.
  */
 export function applyMask(data: Uint8Array, mask: Uint8Array, phase = 0): number {
+  const length = data.length;
+  if (length >= SIMD_MIN) {
+    if (simd === undefined) simd = loadSimd();
+    if (simd !== null) return maskSimd(simd, data, mask, phase);
+  }
+  return maskJs(data, mask, phase);
+}
+
+/**
+ * applyMask through WebAssembly SIMD whatever the length (for tests and benchmarks); throws where
+ * WebAssembly SIMD is unavailable.
+ */
+export function applyMaskSimd(data: Uint8Array, mask: Uint8Array, phase = 0): number {
+  if (simd === undefined) simd = loadSimd();
+  if (simd === null) throw new Error('WebAssembly SIMD is not available here');
+  return maskSimd(simd, data, mask, phase);
+}
+
+/** Copies each 64 KiB piece into the WebAssembly memory, XORs it there 16 bytes at a time, copies it back. */
+function maskSimd(wasm: Simd, data: Uint8Array, mask: Uint8Array, phase: number): number {
+  const length = data.length;
+  const memory = wasm.memory;
+  // Chunks are multiples of 4 bytes long, so every chunk starts at the same mask phase. WebAssembly
+  // memory is little-endian: the first mask byte is the lowest byte of the word.
+  const word =
+    (mask[phase & 3]! | (mask[(phase + 1) & 3]! << 8) | (mask[(phase + 2) & 3]! << 16) | (mask[(phase + 3) & 3]! << 24)) | 0;
+  for (let offset = 0; offset < length; offset += SIMD_CHUNK) {
+    const end = offset + SIMD_CHUNK < length ? offset + SIMD_CHUNK : length;
+    const piece = offset === 0 && end === length ? data : data.subarray(offset, end);
+    memory.set(piece, 0);
+    wasm.xor(0, (piece.length + 63) & ~63, word);
+    piece.set(end - offset === SIMD_CHUNK ? wasm.chunk : memory.subarray(0, end - offset), 0);
+  }
+  return (phase + length) & 3;
+}
+
+/** The JS loop: bytes up to a 4-byte boundary of memory, then 32-bit words, then the last bytes. */
+export function maskJs(data: Uint8Array, mask: Uint8Array, phase = 0): number {
   const length = data.length;
   const m0 = mask[phase & 3]!;
   const m1 = mask[(phase + 1) & 3]!;
