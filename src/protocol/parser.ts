@@ -8,13 +8,16 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from './constants.js';
 import { ProtocolError, protocolViolation } from './errors.js';
 import { applyMask } from './mask.js';
 
-/** Receives what the parser finds. A method returning false stops the parser for good. */
+/** Receives what the parser finds. onFrameHeader or onFrameData returning false stops the parser for good. */
 export interface FrameSink {
   /** A frame header is complete. `rsv` holds the RSV bits in place (0x40 = RSV1). */
   onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean;
   /** A piece of the frame's payload, unmasked: a view into the input, owned by the sink from now on. */
   onFrameData(data: Buffer): boolean;
-  /** The frame's payload is complete (called right after the header for an empty payload). */
+  /**
+   * The frame's payload is complete (called right after the header for an empty payload). Return
+   * false to pause: the parser keeps the rest of the input until resume(). (To stop, call stop().)
+   */
   onFrameEnd(): boolean;
   /** The input broke a framing rule; the parser has stopped. */
   onFrameError(error: ProtocolError): void;
@@ -43,6 +46,10 @@ export class FrameParser {
   #allowedRsv: number;
 
   #state = INFO;
+  /** The input being parsed, where parsing goes on, and input pushed behind it while paused. */
+  #chunk: Buffer | null = null;
+  #pos = 0;
+  #queue: Buffer[] = [];
   /** Header bytes that arrived without the rest of their field. */
   readonly #stash = Buffer.allocUnsafe(8);
   #stashed = 0;
@@ -72,18 +79,46 @@ export class FrameParser {
     return this.#state === STOPPED;
   }
 
-  /** Stops parsing for good: everything pushed from now on is discarded. */
+  /** Stops parsing for good: input kept and everything pushed from now on is discarded. */
   stop(): void {
     this.#state = STOPPED;
+    this.#chunk = null;
+    if (this.#queue.length !== 0) this.#queue = [];
   }
 
   /**
-   * Parses `chunk`. Masked payload is unmasked in place, so the parser takes ownership of the
-   * bytes: pass a copy if the caller still needs them as they were.
+   * Parses `chunk` as far as the sink lets it: when onFrameEnd returns false the parser pauses
+   * there, keeping the rest of the input for resume(). Masked payload is unmasked in place, so the
+   * parser takes ownership of the bytes: pass a copy if the caller still needs them as they were.
    */
   push(chunk: Buffer): void {
+    if (this.#state === STOPPED || chunk.length === 0) return;
+    if (this.#chunk === null) {
+      this.#chunk = chunk;
+      this.#pos = 0;
+    } else {
+      this.#queue.push(chunk);
+    }
+    this.resume();
+  }
+
+  /** Whether input is waiting to be parsed (the parser paused on it). */
+  get pending(): boolean {
+    return this.#chunk !== null;
+  }
+
+  /** Continues parsing the input kept when the parser paused, up to the next pause. */
+  resume(): void {
+    while (this.#chunk !== null) {
+      if (this.#parse(this.#chunk, this.#pos)) return; // paused: #pos marks where to go on
+      this.#chunk = this.#queue.length === 0 ? null : this.#queue.shift()!;
+      this.#pos = 0;
+    }
+  }
+
+  /** Parses `chunk` from `pos`. Returns true when the sink paused the parser before the chunk's end. */
+  #parse(chunk: Buffer, pos: number): boolean {
     const end = chunk.length;
-    let pos = 0;
     for (;;) {
       switch (this.#state) {
         case INFO: {
@@ -95,12 +130,12 @@ export class FrameParser {
             pos += 2;
           } else {
             pos = this.#fill(chunk, pos, end, 2);
-            if (this.#stashed < 2) return;
+            if (this.#stashed < 2) return false;
             b0 = this.#stash[0]!;
             b1 = this.#stash[1]!;
             this.#stashed = 0;
           }
-          if (!this.#readInfo(b0, b1)) return;
+          if (!this.#readInfo(b0, b1)) return this.#halted(pos);
           break;
         }
         case LENGTH_16: {
@@ -110,12 +145,12 @@ export class FrameParser {
             pos += 2;
           } else {
             pos = this.#fill(chunk, pos, end, 2);
-            if (this.#stashed < 2) return;
+            if (this.#stashed < 2) return false;
             length = (this.#stash[0]! << 8) | this.#stash[1]!;
             this.#stashed = 0;
           }
           this.#remaining = length;
-          if (!this.#afterLength()) return;
+          if (!this.#afterLength()) return this.#halted(pos);
           break;
         }
         case LENGTH_64: {
@@ -127,7 +162,7 @@ export class FrameParser {
             pos += 8;
           } else {
             pos = this.#fill(chunk, pos, end, 8);
-            if (this.#stashed < 8) return;
+            if (this.#stashed < 8) return false;
             high = this.#stash.readUInt32BE(0);
             low = this.#stash.readUInt32BE(4);
             this.#stashed = 0;
@@ -137,17 +172,17 @@ export class FrameParser {
             this.#fail(
               protocolViolation('WS_ERR_INVALID_PAYLOAD_LENGTH', 'the most significant bit of a 64-bit payload length is set'),
             );
-            return;
+            return false;
           }
           // Beyond 2^53 a JS number loses precision; no limit can allow such a frame.
           if (high >= 0x200000) {
             this.#fail(
               new ProtocolError('WS_ERR_PAYLOAD_TOO_BIG', CloseCode.MessageTooBig, 'frame payload length over 2^53 bytes'),
             );
-            return;
+            return false;
           }
           this.#remaining = high * TWO_POW_32 + low;
-          if (!this.#afterLength()) return;
+          if (!this.#afterLength()) return this.#halted(pos);
           break;
         }
         case MASK_KEY: {
@@ -159,33 +194,33 @@ export class FrameParser {
             pos += 4;
           } else {
             pos = this.#fill(chunk, pos, end, 4);
-            if (this.#stashed < 4) return;
+            if (this.#stashed < 4) return false;
             this.#mask.set(this.#stash.subarray(0, 4));
             this.#stashed = 0;
           }
           this.#maskPhase = 0;
-          if (!this.#headerDone()) return;
+          if (!this.#headerDone()) return this.#halted(pos);
           break;
         }
         case DATA: {
           const available = end - pos;
-          if (available === 0) return;
+          if (available === 0) return false;
           const n = available < this.#remaining ? available : this.#remaining;
           const piece = pos === 0 && n === end ? chunk : chunk.subarray(pos, pos + n);
           if (this.#masked) this.#maskPhase = applyMask(piece, this.#mask, this.#maskPhase);
           pos += n;
           this.#remaining -= n;
-          if (!this.#sink.onFrameData(piece)) return this.stop();
-          if (this.#remaining === 0) {
-            this.#state = INFO;
-            if (!this.#sink.onFrameEnd()) return this.stop();
+          if (!this.#sink.onFrameData(piece)) {
+            this.stop();
+            return false;
           }
+          if (this.#remaining === 0 && !this.#frameEnd()) return this.#halted(pos);
           break;
         }
         default: // STOPPED
-          return;
+          return false;
       }
-      if (pos === end) return;
+      if (pos === end) return false;
     }
   }
 
@@ -262,15 +297,21 @@ export class FrameParser {
       this.stop();
       return false;
     }
-    if (this.#remaining === 0) {
-      this.#state = INFO;
-      if (!this.#sink.onFrameEnd()) {
-        this.stop();
-        return false;
-      }
-      return true;
-    }
+    if (this.#remaining === 0) return this.#frameEnd();
     this.#state = DATA;
+    return true;
+  }
+
+  /** The frame is complete: the next one starts; false when the sink paused or stopped the parser. */
+  #frameEnd(): boolean {
+    this.#state = INFO;
+    return this.#sink.onFrameEnd();
+  }
+
+  /** After a step returned false: stopped for good, or paused with `pos` as the place to go on. */
+  #halted(pos: number): boolean {
+    if (this.#state === STOPPED) return false;
+    this.#pos = pos;
     return true;
   }
 
