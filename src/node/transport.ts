@@ -195,10 +195,13 @@ export class WebSocketConnection {
 
   // ------------------------------------------------------------------ dispatch
 
+  /** Hands each event to its hook in order, parsing on only after it, then writes what was queued. */
   #dispatch(): void {
+    const conn = this.#conn;
     this.#dispatching = true;
     try {
-      this.#dispatchEvents(this.#conn.takeEvents());
+      let event: ConnectionEvent | undefined;
+      while ((event = conn.nextEvent()) !== undefined) this.#dispatchEvent(event);
     } finally {
       this.#dispatching = false;
     }
@@ -206,21 +209,22 @@ export class WebSocketConnection {
   }
 
   #dispatchEvents(events: ConnectionEvent[]): void {
-    for (let i = 0; i < events.length; i++) {
-      const event = events[i]!;
-      switch (event.type) {
-        case 'text':
-        case 'binary':
-          this.#callHook('onMessage', event.data, event.type);
-          break;
-        case 'error':
-          // A hook's own failure was reported to onError already, as what it threw.
-          if (event.error.code !== 'WS_ERR_HANDLER') this.#callHook('onError', event.error);
-          break;
-        default:
-          // ping (the core queued the pong), pong, close (onClose follows when the socket closes)
-          break;
-      }
+    for (let i = 0; i < events.length; i++) this.#dispatchEvent(events[i]!);
+  }
+
+  #dispatchEvent(event: ConnectionEvent): void {
+    switch (event.type) {
+      case 'text':
+      case 'binary':
+        this.#callHook('onMessage', event.data, event.type);
+        break;
+      case 'error':
+        // A hook's own failure was reported to onError already, as what it threw.
+        if (event.error.code !== 'WS_ERR_HANDLER') this.#callHook('onError', event.error);
+        break;
+      default:
+        // ping (the core queued the pong), pong, close (onClose follows when the socket closes)
+        break;
     }
   }
 

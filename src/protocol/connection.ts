@@ -44,6 +44,23 @@ export interface MessageExtension {
   dispose?(): void;
 }
 
+/**
+ * Watches every frame that crosses the connection, for tracing (the I/O layer formats and prints).
+ * `direction` 'in' is reported once the frame's payload is complete (or when the connection fails
+ * inside it), 'out' when the frame is queued. `rsv` holds the RSV bits in place (0x40 = RSV1).
+ * `head` is the first bytes of the unmasked payload, at most 125 (a control frame whole): a view
+ * that is valid only during the call.
+ */
+export type FrameObserver = (
+  direction: 'in' | 'out',
+  fin: boolean,
+  rsv: number,
+  opcode: number,
+  masked: boolean,
+  length: number,
+  head: Buffer,
+) => void;
+
 export interface ConnectionOptions {
   /** Which end we are; a server expects masked frames and sends unmasked ones (§5.1). Default 'server'. */
   role?: 'server' | 'client';
@@ -51,6 +68,8 @@ export interface ConnectionOptions {
   maxPayload?: number;
   /** A negotiated per-message extension. */
   extension?: MessageExtension | null;
+  /** Called for every frame received and sent; when unset, frames are not observed at all. */
+  onFrame?: FrameObserver | null;
 }
 
 /** Connection states (python-websockets' names): open, closing once a Close was sent or received, closed. */
@@ -119,6 +138,9 @@ class PieceBuffer {
 
 const EMPTY = Buffer.alloc(0);
 
+/** How much of a payload a FrameObserver sees: enough for a whole control frame (§5.5). */
+const OBSERVED_HEAD_BYTES = MAX_CONTROL_PAYLOAD;
+
 /** Masking keys for the client role, drawn from the CSPRNG in bulk (§5.3 requires unpredictable keys). */
 const maskPool = Buffer.allocUnsafe(4096);
 let maskPoolOffset = maskPool.length;
@@ -137,6 +159,7 @@ export class Connection implements FrameSink {
   readonly #client: boolean;
   readonly #maxPayload: number;
   readonly #extension: MessageExtension | null;
+  readonly #onFrame: FrameObserver | null;
 
   #state: ConnectionState = ConnectionState.Open;
   #events: ConnectionEvent[] = [];
@@ -160,11 +183,17 @@ export class Connection implements FrameSink {
   readonly #message = new PieceBuffer();
   readonly #control = new PieceBuffer();
   #utf8: Utf8Validator | null = null;
+  // The received frame being observed (only when onFrame is set).
+  #observedPending = false;
+  #observedRsv = 0;
+  #observedLength = 0;
+  #observedHead: Buffer = EMPTY;
 
   constructor(options: ConnectionOptions = {}) {
     this.#client = options.role === 'client';
     this.#maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.#extension = options.extension ?? null;
+    this.#onFrame = options.onFrame ?? null;
     this.#parser = new FrameParser(this, {
       role: this.#client ? 'client' : 'server',
       allowedRsv: this.#extension?.rsv ?? 0,
@@ -218,13 +247,19 @@ export class Connection implements FrameSink {
 
   // ---------------------------------------------------------------- input
 
-  /** Feeds bytes from the transport. Masked payload is unmasked in place: the connection owns `data`. */
+  /**
+   * Feeds bytes from the transport. Masked payload is unmasked in place: the connection owns `data`.
+   * Parsing is lazy: it stops after each event and goes on when the event has been taken, so
+   * whatever the application sends in answer to one message is queued before any frame the
+   * protocol itself writes in answer to later input (a Pong, the Close reply, a failure's Close).
+   */
   receiveData(data: Buffer): void {
     this.#parser.push(data);
   }
 
-  /** The transport has ended: the peer sent EOF or the connection dropped. */
+  /** The transport has ended: the peer sent EOF or the connection dropped. Input before it is parsed first. */
   receiveEof(): void {
+    this.#parseAll();
     if (this.#state === ConnectionState.Closed) return;
     this.#parser.stop();
     this.#releaseMessage();
@@ -232,15 +267,29 @@ export class Connection implements FrameSink {
     this.#endTransport = true;
   }
 
-  /** Events since the last call, oldest first. */
+  /**
+   * The next event, parsing on as far as it needs; undefined when the input so far holds no more.
+   * The I/O layer handles each event (and lets the application answer it) before taking the next.
+   */
+  nextEvent(): ConnectionEvent | undefined {
+    if (this.#events.length === 0) {
+      if (!this.#parser.pending) return undefined;
+      this.#parser.resume();
+    }
+    return this.#events.shift();
+  }
+
+  /** All events the input so far holds, oldest first (parses everything pending). */
   takeEvents(): ConnectionEvent[] {
+    this.#parseAll();
     const events = this.#events;
     if (events.length !== 0) this.#events = [];
     return events;
   }
 
-  /** Bytes to write since the last call, in order. */
+  /** Bytes to write since the last call, in order (parses everything pending first). */
   takeOutput(): Buffer[] {
+    this.#parseAll();
     const output = this.#output;
     if (output.length !== 0) {
       this.#output = [];
@@ -264,6 +313,9 @@ export class Connection implements FrameSink {
     const frame = Buffer.allocUnsafe(headerLength + length);
     writeFrameHeader(frame, 0, Opcode.Text, length, true, 0);
     frame.write(text, headerLength, 'utf8');
+    if (this.#onFrame !== null) {
+      this.#onFrame('out', true, 0, Opcode.Text, false, length, frame.subarray(headerLength, headerLength + Math.min(length, OBSERVED_HEAD_BYTES)));
+    }
     this.#queue(frame);
     return true;
   }
@@ -315,6 +367,8 @@ export class Connection implements FrameSink {
    */
   fail(error: ProtocolError): void {
     if (this.#failure !== null || this.#state === ConnectionState.Closed) return;
+    // The frame that broke a rule is reported before the Close that answers it.
+    if (this.#observedPending) this.#reportObserved();
     this.#failure = error;
     this.#parser.stop();
     this.#releaseMessage();
@@ -327,6 +381,10 @@ export class Connection implements FrameSink {
     this.#state = ConnectionState.Closed;
     this.#endTransport = true;
     this.#events.push({ type: 'error', error });
+  }
+
+  #parseAll(): void {
+    while (this.#parser.pending) this.#parser.resume();
   }
 
   #sendClose(payload: Buffer, code: number, reason: string): void {
@@ -353,6 +411,10 @@ export class Connection implements FrameSink {
     const length = payload.length;
     const mask = this.#client ? nextMaskKey() : undefined;
     const headerLength = frameHeaderLength(length, mask !== undefined);
+    if (this.#onFrame !== null) {
+      const head = Buffer.from(payload.buffer, payload.byteOffset, Math.min(length, OBSERVED_HEAD_BYTES));
+      this.#onFrame('out', true, rsv, opcode, mask !== undefined, length, head);
+    }
     if (length <= COPY_PAYLOAD_MAX || mask !== undefined) {
       const frame = Buffer.allocUnsafe(headerLength + length);
       writeFrameHeader(frame, 0, opcode, length, true, rsv, mask);
@@ -378,6 +440,12 @@ export class Connection implements FrameSink {
   onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean {
     this.#frameOpcode = opcode;
     this.#frameFin = fin;
+    if (this.#onFrame !== null) {
+      this.#observedPending = true;
+      this.#observedRsv = rsv;
+      this.#observedLength = length;
+      this.#observedHead = EMPTY;
+    }
     if (opcode >= Opcode.Close) {
       // RFC 7692 §6: an extension's RSV bit is never set on a control frame.
       if (rsv !== 0) return this.#reject(protocolViolation('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 must be clear on control frames'));
@@ -418,6 +486,7 @@ export class Connection implements FrameSink {
 
   /** @internal */
   onFrameData(data: Buffer): boolean {
+    if (this.#onFrame !== null && this.#observedHead.length < OBSERVED_HEAD_BYTES) this.#observeData(data);
     if (this.#frameOpcode >= Opcode.Close) {
       this.#control.push(data);
       return true;
@@ -432,6 +501,7 @@ export class Connection implements FrameSink {
 
   /** @internal */
   onFrameEnd(): boolean {
+    if (this.#observedPending) this.#reportObserved();
     const opcode = this.#frameOpcode;
     if (opcode >= Opcode.Close) return this.#controlFrame(opcode, this.#control.take());
     if (!this.#frameFin) return true;
@@ -449,7 +519,7 @@ export class Connection implements FrameSink {
     }
     if (this.#messageBinary) this.#events.push({ type: 'binary', data });
     else this.#events.push({ type: 'text', data: data.toString('utf8') });
-    return true;
+    return false; // pause: the message is handled before the next frame is parsed
   }
 
   /** @internal */
@@ -462,12 +532,12 @@ export class Connection implements FrameSink {
       // §5.5.2: a Ping is answered with a Pong carrying the same payload, unless a Close was sent.
       if (this.#closeSent === null) this.#queueFrame(Opcode.Pong, 0, data);
       this.#events.push({ type: 'ping', data });
-      return true;
+      return false;
     }
     if (opcode === Opcode.Pong) {
       // §5.5.3: a Pong may be unsolicited; it is reported and needs no answer.
       this.#events.push({ type: 'pong', data });
-      return true;
+      return false;
     }
     const parsed = parseClosePayload(data);
     if (parsed instanceof ProtocolError) return this.#reject(parsed);
@@ -483,7 +553,22 @@ export class Connection implements FrameSink {
     this.#releaseMessage();
     this.#events.push({ type: 'close', code: parsed.code, reason: parsed.reason });
     // §5.5.1: nothing the peer sends after its Close is processed.
+    this.#parser.stop();
     return false;
+  }
+
+  /** Keeps the first payload bytes of the received frame for the observer (copied: the input is handed on). */
+  #observeData(data: Buffer): void {
+    const head = this.#observedHead;
+    const piece = data.subarray(0, OBSERVED_HEAD_BYTES - head.length);
+    this.#observedHead = head.length === 0 ? Buffer.from(piece) : Buffer.concat([head, piece]);
+  }
+
+  #reportObserved(): void {
+    this.#observedPending = false;
+    const head = this.#observedHead;
+    this.#observedHead = EMPTY;
+    this.#onFrame!('in', this.#frameFin, this.#observedRsv, this.#frameOpcode, !this.#client, this.#observedLength, head);
   }
 
   #reject(error: ProtocolError): false {
