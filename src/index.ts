@@ -2,6 +2,7 @@
 export { acceptWebSocket, rejectUpgrade } from './node/upgrade.js';
 export { WebSocketConnection } from './node/transport.js';
 export type { WebSocketOptions } from './node/options.js';
+export type { TraceOption, OpenMessage, CloseMessage, ErrorMessage, FrameMessage } from './node/trace.js';
 export type { MessageType, MaybePromise, SendData, WebSocketHooks, Logger } from './node/types.js';
 export { CloseCode, Opcode } from './protocol/constants.js';
 export { ProtocolError, HandshakeError } from './protocol/errors.js';

@@ -5,6 +5,7 @@ import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
 import type { HandshakeError } from '../protocol/errors.js';
 import type { ExtensionNegotiator } from '../protocol/handshake.js';
 import type { IncomingMessage } from 'node:http';
+import type { TraceOption } from './trace.js';
 import type { Logger } from './types.js';
 
 export interface WebSocketOptions {
@@ -25,6 +26,11 @@ export interface WebSocketOptions {
   headers?: Readonly<Record<string, string>>;
   /** Where errors thrown by onError and onClose are reported. Default `console`. */
   logger?: Logger;
+  /**
+   * Prints a line per handshake and per frame: `true` to stderr, or to a function; `false` turns it
+   * off. Default: on (through util.debuglog) when NODE_DEBUG includes `pef-ws`, else off.
+   */
+  trace?: TraceOption;
 }
 
 export interface ResolvedOptions {
@@ -35,6 +41,7 @@ export interface ResolvedOptions {
   extensions: readonly ExtensionNegotiator[];
   headers: Readonly<Record<string, string>>;
   logger: Logger;
+  trace: TraceOption | undefined;
 }
 
 export const DEFAULT_OPTIONS: ResolvedOptions = {
@@ -45,6 +52,7 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   extensions: [],
   headers: {},
   logger: console,
+  trace: undefined,
 };
 
 /** Merges option layers (later wins; undefined values are skipped) over the defaults. */

@@ -8,6 +8,7 @@ import { CloseCode } from '../protocol/constants.js';
 import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ResolvedOptions } from './options.js';
+import type { ConnectionTrace } from './trace.js';
 import type { MessageType, SendData, WebSocketHooks } from './types.js';
 
 /** Frames queued in one turn and smaller than this together are joined into one write. */
@@ -38,6 +39,7 @@ export class WebSocketConnection {
   readonly #conn: Connection;
   readonly #hooks: WebSocketHooks;
   readonly #options: ResolvedOptions;
+  readonly #trace: ConnectionTrace | null;
 
   #opened = false;
   #closed = false;
@@ -56,11 +58,13 @@ export class WebSocketConnection {
     protocol: string,
     extensions: string,
     options: ResolvedOptions,
+    trace: ConnectionTrace | null = null,
   ) {
     this.#socket = socket;
     this.#conn = conn;
     this.#hooks = hooks;
     this.#options = options;
+    this.#trace = trace;
     this.request = request;
     this.protocol = protocol;
     this.extensions = extensions;
@@ -75,6 +79,7 @@ export class WebSocketConnection {
     socket.write(response, (error) => {
       if (error || this.#closed) return; // the peer vanished during the handshake: no hooks run
       this.#opened = true;
+      this.#trace?.open();
       this.#callHook('onOpen');
       if (head.length !== 0) this.#onData(head);
       if (this.#closed) return;
@@ -174,6 +179,7 @@ export class WebSocketConnection {
     if (this.#socketError || !this.#opened) return;
     this.#socketError = true;
     if (this.#conn.state === ConnectionState.Closed && this.#conn.closeReceived) return;
+    this.#trace?.error(error);
     this.#callHook('onError', error);
   };
 
@@ -185,6 +191,7 @@ export class WebSocketConnection {
     this.#conn.takeOutput();
     if (!this.#opened) return;
     this.#dispatchEvents(this.#conn.takeEvents());
+    this.#trace?.close(this.#conn.closeCode, this.#conn.closeReason);
     this.#callFinalHook('onClose', this.#conn.closeCode, this.#conn.closeReason);
   };
 
@@ -219,6 +226,7 @@ export class WebSocketConnection {
         this.#callHook('onMessage', event.data, event.type);
         break;
       case 'error':
+        this.#trace?.error(event.error);
         // A hook's own failure was reported to onError already, as what it threw.
         if (event.error.code !== 'WS_ERR_HANDLER') this.#callHook('onError', event.error);
         break;

@@ -7,6 +7,7 @@ import { Connection } from '../protocol/connection.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { acceptHandshake, rejectResponse } from '../protocol/handshake.js';
 import { resolveOptions, type WebSocketOptions } from './options.js';
+import { ConnectionTrace } from './trace.js';
 import { WebSocketConnection } from './transport.js';
 import type { WebSocketHooks } from './types.js';
 
@@ -49,16 +50,20 @@ export function acceptWebSocket(
     extensions: resolved.extensions,
     headers: resolved.headers,
   });
+  const trace = new ConnectionTrace(request, resolved.trace);
   if (handshake instanceof HandshakeError) {
+    trace.handshake(handshake.status, '', '', handshake);
     rejectUpgrade(socket, handshake);
     return null;
   }
+  trace.handshake(101, handshake.protocol, handshake.extensions);
   const net = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void };
   // Small frames leave at once (no Nagle delay); no idle timeout is inherited from the HTTP server.
   net.setNoDelay?.(true);
   net.setTimeout?.(0);
-  const conn = new Connection({ maxPayload: resolved.maxPayload, extension: handshake.extension });
-  const ws = new WebSocketConnection(socket, conn, hooks, request, handshake.protocol, handshake.extensions, resolved);
+  const conn = new Connection({ maxPayload: resolved.maxPayload, extension: handshake.extension, onFrame: trace.onFrame });
+  const ws = new WebSocketConnection(socket, conn, hooks, request, handshake.protocol, handshake.extensions, resolved, trace);
+  trace.connection = ws;
   ws.start(handshake.response, head);
   return ws;
 }
