@@ -5,6 +5,7 @@ import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
 import type { HandshakeError } from '../protocol/errors.js';
 import type { ExtensionNegotiator } from '../protocol/handshake.js';
 import type { IncomingMessage } from 'node:http';
+import type { OriginPolicy } from './origin.js';
 import type { TraceOption } from './trace.js';
 import type { Logger } from './types.js';
 
@@ -31,6 +32,24 @@ export interface WebSocketOptions {
    * off. Default: on (through util.debuglog) when NODE_DEBUG includes `pef-ws`, else off.
    */
   trace?: TraceOption;
+
+  // Defences against hostile peers; each default and its reason is in docs/security.md.
+  /**
+   * Cross-origin pages that may connect: '*', a list of exact origins, or a function. A browser
+   * request whose Origin names another host than its Host is refused with 403 unless allowed here;
+   * requests without Origin pass. Default: same host only.
+   */
+  origins?: OriginPolicy;
+  /** A Ping every this many ms (the first at a random point of the first interval); 0 turns it off. Default 30,000. */
+  heartbeatInterval?: number;
+  /** A connection whose Pong does not come back within this many ms is failed (1011) and destroyed; 0: no deadline. Default 30,000. */
+  heartbeatTimeout?: number;
+  /** Close (1001) a connection that exchanged no message in either direction for this many ms; 0 turns it off. Default 0. */
+  idleTimeout?: number;
+  /** When `send` finds more than this many bytes already waiting to be written, `slowConsumer` applies. Default 4 MiB. */
+  maxBufferedAmount?: number;
+  /** 'close': fail with 1008 (WS_ERR_SLOW_CONSUMER) and free the buffer; 'drop': drop the message (send returns false). Default 'close'. */
+  slowConsumer?: 'close' | 'drop';
 }
 
 export interface ResolvedOptions {
@@ -42,6 +61,12 @@ export interface ResolvedOptions {
   headers: Readonly<Record<string, string>>;
   logger: Logger;
   trace: TraceOption | undefined;
+  origins: OriginPolicy | undefined;
+  heartbeatInterval: number;
+  heartbeatTimeout: number;
+  idleTimeout: number;
+  maxBufferedAmount: number;
+  slowConsumer: 'close' | 'drop';
 }
 
 export const DEFAULT_OPTIONS: ResolvedOptions = {
@@ -53,6 +78,12 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   headers: {},
   logger: console,
   trace: undefined,
+  origins: undefined,
+  heartbeatInterval: 30_000,
+  heartbeatTimeout: 30_000,
+  idleTimeout: 0,
+  maxBufferedAmount: 4 * 1024 * 1024,
+  slowConsumer: 'close',
 };
 
 /** Merges option layers (later wins; undefined values are skipped) over the defaults. */
@@ -68,5 +99,14 @@ export function resolveOptions(...layers: (WebSocketOptions | undefined)[]): Res
   if (!(options.maxPayload > 0)) throw new RangeError('maxPayload must be a positive number');
   if (!(options.closeTimeout >= 0)) throw new RangeError('closeTimeout must be a number of milliseconds');
   if (!(options.highWaterMark >= 0)) throw new RangeError('highWaterMark must be a number of bytes');
+  for (const name of ['heartbeatInterval', 'heartbeatTimeout', 'idleTimeout'] as const) {
+    if (!(options[name] >= 0 && options[name] < 2 ** 31)) throw new RangeError(`${name} must be a number of milliseconds (0 turns it off)`);
+  }
+  if (!(options.maxBufferedAmount >= 0)) throw new RangeError('maxBufferedAmount must be a number of bytes');
+  if (options.slowConsumer !== 'close' && options.slowConsumer !== 'drop') throw new RangeError("slowConsumer must be 'close' or 'drop'");
+  const origins: unknown = options.origins;
+  if (!(origins === undefined || origins === '*' || typeof origins === 'function' || Array.isArray(origins))) {
+    throw new TypeError("origins must be '*', a list of origins or a function");
+  }
   return options;
 }

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/constants.js';
 import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { Heartbeat, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
 import type { ConnectionTrace } from './trace.js';
 import type { MessageType, SendData, WebSocketHooks } from './types.js';
@@ -49,6 +50,10 @@ export class WebSocketConnection {
   #drainWanted = false;
   #socketError = false;
   #closeTimer: NodeJS.Timeout | null = null;
+  // Defences (docs/security.md): heartbeat, idle timer, reading paused by the 'drop' policy.
+  #heartbeat: Heartbeat | null = null;
+  #idle: IdleTimer | null = null;
+  #readPaused = false;
 
   constructor(
     socket: Duplex,
@@ -87,7 +92,13 @@ export class WebSocketConnection {
       socket.on('end', this.#onEnd);
       socket.on('drain', this.#onDrainEvent);
       socket.resume();
+      this.#startTimers();
     });
+  }
+
+  /** The round trip of the last heartbeat Ping in milliseconds; undefined before the first Pong. */
+  get latency(): number | undefined {
+    return this.#heartbeat?.latency;
   }
 
   /** Bytes waiting to be written: queued frames plus what the socket holds. */
@@ -112,6 +123,10 @@ export class WebSocketConnection {
       if (type === 'text' && typeof data !== 'string') toBytes(data);
       return false;
     }
+    // Slow consumer: a buffer already past the bound takes nothing more. A single large message
+    // into an emptier buffer still goes out, so the bound is maxBufferedAmount plus one message.
+    if (this.bufferedAmount > this.#options.maxBufferedAmount) return this.#slowConsumer();
+    this.#idle?.touch();
     if (type === 'text') {
       if (typeof data === 'string') this.#conn.sendText(data);
       else this.#conn.sendTextBytes(toBytes(data));
@@ -167,6 +182,10 @@ export class WebSocketConnection {
   };
 
   readonly #onDrainEvent = (): void => {
+    if (this.#readPaused) {
+      this.#readPaused = false;
+      this.#socket.resume();
+    }
     this.#maybeDrained();
   };
 
@@ -187,6 +206,8 @@ export class WebSocketConnection {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
+    this.#heartbeat?.stop();
+    this.#idle?.stop();
     this.#conn.receiveEof();
     this.#conn.takeOutput();
     if (!this.#opened) return;
@@ -212,6 +233,11 @@ export class WebSocketConnection {
     } finally {
       this.#dispatching = false;
     }
+    // Pongs the core queued by itself, going into a buffer already past the bound: a ping flood
+    // from a peer that never reads meets the same bound as send() (handler sends were checked there).
+    if (conn.outputBytes !== 0 && conn.state === ConnectionState.Open && this.#socket.writableLength > this.#options.maxBufferedAmount) {
+      this.#readOverflow();
+    }
     this.#flush();
   }
 
@@ -223,7 +249,11 @@ export class WebSocketConnection {
     switch (event.type) {
       case 'text':
       case 'binary':
+        this.#idle?.touch();
         this.#callHook('onMessage', event.data, event.type);
+        break;
+      case 'pong':
+        this.#heartbeat?.pong(event.data);
         break;
       case 'error':
         this.#trace?.error(event.error);
@@ -277,6 +307,66 @@ export class WebSocketConnection {
     if (!this.#drainWanted || this.#closed || this.#socket.writableLength !== 0 || this.#conn.outputBytes !== 0) return;
     this.#drainWanted = false;
     this.#callHook('onDrain');
+  }
+
+  // ------------------------------------------------------------------ defences (docs/security.md)
+
+  #startTimers(): void {
+    if (this.#closed) return;
+    const options = this.#options;
+    if (options.heartbeatInterval > 0) {
+      this.#heartbeat = new Heartbeat(options.heartbeatInterval, options.heartbeatTimeout, {
+        ping: (payload) => {
+          if (this.#conn.ping(payload)) this.#afterSend();
+        },
+        timedOut: () =>
+          this.#abort(
+            new ProtocolError('WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError, `no Pong within ${options.heartbeatTimeout} ms`),
+          ),
+      });
+      this.#heartbeat.start();
+    }
+    if (options.idleTimeout > 0) {
+      this.#idle = new IdleTimer(options.idleTimeout, () => this.close(CloseCode.GoingAway, 'idle timeout'));
+      this.#idle.start();
+    }
+  }
+
+  /** send() found the buffer past maxBufferedAmount: 'close' fails the connection, 'drop' drops the message. */
+  #slowConsumer(): false {
+    if (this.#options.slowConsumer === 'close') {
+      this.#abort(
+        new ProtocolError(
+          'WS_ERR_SLOW_CONSUMER',
+          CloseCode.PolicyViolation,
+          `peer does not read: over ${this.#options.maxBufferedAmount} bytes wait to be written`,
+        ),
+      );
+    }
+    return false;
+  }
+
+  /** Automatic replies would grow a buffer past the bound. Under 'drop' they cannot be unqueued, so reading waits for 'drain'. */
+  #readOverflow(): void {
+    if (this.#options.slowConsumer === 'close') {
+      this.#slowConsumer();
+    } else if (!this.#readPaused) {
+      this.#readPaused = true;
+      this.#socket.pause();
+    }
+  }
+
+  /**
+   * Fails the connection and destroys the socket at once, freeing what waits to be written: the
+   * peer is not reading it, so waiting for its Close would only hold the memory. onError gets the
+   * error; onClose follows with its close code.
+   */
+  #abort(error: ProtocolError): void {
+    if (this.#closed) return;
+    this.#conn.fail(error);
+    // Inside a dispatch the running loop hands the error to onError; otherwise do it now.
+    if (!this.#dispatching) this.#dispatch();
+    this.#socket.destroy();
   }
 
   #armCloseTimer(): void {

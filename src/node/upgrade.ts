@@ -7,6 +7,7 @@ import { Connection } from '../protocol/connection.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { acceptHandshake, rejectResponse } from '../protocol/handshake.js';
 import { resolveOptions, type WebSocketOptions } from './options.js';
+import { checkOrigin } from './origin.js';
 import { ConnectionTrace } from './trace.js';
 import { WebSocketConnection } from './transport.js';
 import type { WebSocketHooks } from './types.js';
@@ -34,7 +35,7 @@ export function rejectUpgrade(
  * Runs the opening handshake on an upgrade request (RFC 6455 §4.2) and, if it is valid, binds
  * `hooks` to the new connection: onOpen once the 101 response is flushed, then the `head` bytes
  * and everything read after them. Returns the connection, or null when the request was refused
- * with an HTTP error (400, 405 or 426 with a one-line reason).
+ * with an HTTP error (400, 403, 405 or 426 with a one-line reason).
  */
 export function acceptWebSocket(
   request: IncomingMessage,
@@ -45,7 +46,8 @@ export function acceptWebSocket(
 ): WebSocketConnection | null {
   const resolved = resolveOptions(options);
   const selectProtocol = resolved.selectProtocol;
-  const handshake = acceptHandshake(request, {
+  // Cross-site WebSocket hijacking (RFC 6455 §10.2): refused with 403 before any user code runs.
+  const handshake = checkOrigin(request, resolved.origins) ?? acceptHandshake(request, {
     selectProtocol: selectProtocol && ((offered) => selectProtocol(offered, request)),
     extensions: resolved.extensions,
     headers: resolved.headers,

@@ -24,6 +24,7 @@ export type ProtocolErrorCode =
   | 'WS_ERR_INFLATE_FAILED'
   | 'WS_ERR_POLICY'
   | 'WS_ERR_SLOW_CONSUMER'
+  | 'WS_ERR_HEARTBEAT_TIMEOUT'
   | 'WS_ERR_HANDLER'
   | 'WS_ERR_INTERNAL';
 
