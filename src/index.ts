@@ -7,3 +7,8 @@ export type { MessageType, MaybePromise, SendData, WebSocketHooks, Logger } from
 export { CloseCode, Opcode } from './protocol/constants.js';
 export { ProtocolError, HandshakeError } from './protocol/errors.js';
 export type { ProtocolErrorCode, HandshakeErrorCode } from './protocol/errors.js';
+export { WebSocketHandler } from './framework/handler.js';
+export type { HandlerClass } from './framework/handler.js';
+export { WebSocketRouter } from './framework/router.js';
+export type { UpgradeServer } from './framework/router.js';
+export { HandlerLoadError } from './framework/discover.js';

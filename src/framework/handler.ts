@@ -1,0 +1,228 @@
+// The WebSocketHandler base class: PEF::Front::WebSocket::Base for Node. A handler class extends it
+// (or gets it put into its prototype chain when loaded) and overrides the hooks it needs; one
+// instance serves one connection, and its fields are that connection's state.
+
+import type { IncomingMessage } from 'node:http';
+import type { HandshakeError } from '../protocol/errors.js';
+import type { WebSocketOptions } from '../node/options.js';
+import type { WebSocketConnection } from '../node/transport.js';
+import type { MaybePromise, MessageType, SendData } from '../node/types.js';
+
+/**
+ * Where a handler instance keeps its connection. `Symbol.for`, so that two copies of this package
+ * (say one from `src/` under tsx and one from `dist/`) still agree on it.
+ * @internal
+ */
+export const CONNECTION: unique symbol = Symbol.for('pef-front-websocket.connection') as never;
+
+/** The shape of a handler instance once dispatch has bound it to its connection. @internal */
+export interface BoundHandler {
+  [CONNECTION]?: WebSocketConnection;
+}
+
+/**
+ * The base class of every WebSocket handler, as `PEF::Front::Websocket::Base` was in Perl.
+ *
+ * Override the hooks you need; each is a no-op here and may return a promise (a rejection is
+ * handled like a throw). One instance is created per connection, with no constructor arguments,
+ * before the handshake completes: keep per-connection state in fields and do the work of
+ * starting in {@link WebSocketHandler.onOpen}, where {@link WebSocketHandler.request} is
+ * available.
+ *
+ * @example
+ * ```ts
+ * import { WebSocketHandler, type MessageType } from 'pef-front-websocket';
+ *
+ * export default class Echo extends WebSocketHandler {
+ *   override onMessage(message: string | Buffer, type: MessageType) {
+ *     this.send(message, type);
+ *   }
+ * }
+ * ```
+ *
+ * A class loaded by {@link WebSocketRouter.fromDirectory} or registered with
+ * {@link WebSocketRouter.route} need not extend this class: the base is put into its prototype
+ * chain on load, as PEF unshifted its Base onto `@ISA`. To type such a class, merge an interface
+ * of the same name into it:
+ *
+ * ```ts
+ * import type { WebSocketHandler } from 'pef-front-websocket';
+ *
+ * export default class Plain {
+ *   onMessage(message: string | Buffer) {
+ *     this.send(message); // typed through the interface below
+ *   }
+ * }
+ * // Declaration merging: `Plain` instances have every member of WebSocketHandler.
+ * export default interface Plain extends WebSocketHandler {}
+ * ```
+ *
+ * If a hook throws or rejects, the error goes to {@link WebSocketHandler.onError} and the
+ * connection is closed with 1011 (Internal Error); other connections are untouched. What
+ * `onError` or `onClose` throw themselves is reported to the logger (`console` unless the
+ * `logger` option says otherwise) and goes no further. A class that does not override `onError`
+ * has errors thrown by its other hooks reported to that logger, so they are never lost silently.
+ */
+export class WebSocketHandler {
+  /**
+   * The connection is open: the 101 response has been flushed to the socket. Called once,
+   * before any {@link WebSocketHandler.onMessage}.
+   */
+  onOpen(): MaybePromise<void> {}
+
+  /**
+   * A whole message arrived (fragments already joined). Messages arrive in the order the peer
+   * sent them: `string` for `'text'`, `Buffer` for `'binary'`. The next message is not held back
+   * while a returned promise is pending.
+   */
+  onMessage(message: string | Buffer, type: MessageType): MaybePromise<void> {}
+
+  /**
+   * The outgoing buffer became empty after sends: everything sent so far has been handed to the
+   * kernel. Coalesced: called once each time the buffer empties, not once per send. The moment
+   * to resume sending after {@link WebSocketHandler.send} returned `false`.
+   */
+  onDrain(): MaybePromise<void> {}
+
+  /**
+   * Something went wrong on this connection: a protocol error from the peer (a `ProtocolError`
+   * with its `code` and `closeCode`), a socket error, or what another hook threw or rejected
+   * with (that exact value, wrapped in an `Error` if it was not one). The connection is closing
+   * or closed by then; {@link WebSocketHandler.onClose} follows.
+   */
+  onError(error: Error): MaybePromise<void> {}
+
+  /**
+   * The connection is over, whatever ended it; called exactly once per connection (if onOpen ran).
+   * `code` is the close code (1005 when the peer's Close carried none, 1006 when the connection
+   * dropped without a Close) and `reason` its reason text.
+   */
+  onClose(code: number, reason: string): MaybePromise<void> {}
+
+  /**
+   * Sends a message. `'text'` (the default) sends a string, or a Buffer that must be valid UTF-8
+   * (else `TypeError`); `'binary'` sends bytes, or a string as its UTF-8 bytes. Any other type is
+   * a `TypeError`.
+   *
+   * Returns `false` without sending when the connection is defunct (closing, closed or failed),
+   * as PEF did. Otherwise the message is queued and the result says whether buffered output is
+   * still at or below the high-water mark: on `false`, wait for {@link WebSocketHandler.onDrain}.
+   */
+  send(data: SendData, type: MessageType = 'text'): boolean {
+    const connection = (this as BoundHandler)[CONNECTION];
+    if (connection === undefined) {
+      if (type !== 'text' && type !== 'binary') throw new TypeError(`unknown message type ${String(type)}: 'text' or 'binary'`);
+      return false;
+    }
+    return connection.send(data, type);
+  }
+
+  /**
+   * Starts the closing handshake (RFC 6455 §7.1.2): sends Close with `code` and `reason` and
+   * waits for the peer's Close up to the close timeout, then the socket is destroyed. Does
+   * nothing when already closing. `RangeError` for a code that may not be sent (1005, 1006,
+   * 1015, or outside 1000-4999) or a reason over 123 bytes.
+   */
+  close(code = 1000, reason = ''): void {
+    (this as BoundHandler)[CONNECTION]?.close(code, reason);
+  }
+
+  /** True once the connection is closing, closed or failed (and before it is bound): sends do nothing then. */
+  isDefunct(): boolean {
+    const connection = (this as BoundHandler)[CONNECTION];
+    return connection === undefined || connection.isDefunct();
+  }
+
+  /** Sends a Ping with up to 125 bytes of `data`; returns whether it was queued. */
+  ping(data?: SendData): boolean {
+    const connection = (this as BoundHandler)[CONNECTION];
+    if (connection === undefined) return false;
+    return data === undefined ? connection.ping() : connection.ping(data);
+  }
+
+  /**
+   * The upgrade request (`$self->{_request}` in PEF): its URL with the query string, its headers.
+   * Available from {@link WebSocketHandler.onOpen} on; reading it in the constructor throws.
+   */
+  get request(): IncomingMessage {
+    const connection = (this as BoundHandler)[CONNECTION];
+    if (connection === undefined) {
+      throw new Error('this handler is not bound to a connection yet: read this.request from onOpen on');
+    }
+    return connection.request;
+  }
+
+  /** The subprotocol chosen in the handshake (see `static protocols`), or `''` for none. */
+  get protocol(): string {
+    return (this as BoundHandler)[CONNECTION]?.protocol ?? '';
+  }
+
+  /** Bytes queued and not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return (this as BoundHandler)[CONNECTION]?.bufferedAmount ?? 0;
+  }
+}
+
+/** Marks WebSocketHandler.prototype so that a second copy of this package recognises its subclasses. */
+export const HANDLER_BRAND: unique symbol = Symbol.for('pef-front-websocket.handler') as never;
+Object.defineProperty(WebSocketHandler.prototype, HANDLER_BRAND, { value: true });
+
+/**
+ * A handler class as the router takes it: constructible with no arguments, with optional
+ * static fields that configure its route. The class need not extend {@link WebSocketHandler}.
+ */
+export interface HandlerClass {
+  new (): object;
+  /** The route, overriding `/ws` + the file's base name. Must start with `/`. */
+  readonly path?: string | undefined;
+  /**
+   * Subprotocols this class speaks, in order of preference. The first of them that the client
+   * offered is chosen (`this.protocol`); a client that offers protocols but none of these is
+   * refused with 400 naming them; a client that offers none is accepted with protocol `''`.
+   */
+  readonly protocols?: readonly string[] | undefined;
+  /** Options for this class's connections, over the router's options. */
+  readonly options?: WebSocketOptions | undefined;
+  /**
+   * Chooses the subprotocol instead of `protocols`: return one of `offered`, null for none, or a
+   * HandshakeError to refuse the request.
+   */
+  selectProtocol?(offered: readonly string[], request: IncomingMessage): string | null | undefined | HandshakeError;
+}
+
+/** Whether `value` is WebSocketHandler or a class whose prototype chain holds it (any copy of this package). */
+export function extendsHandler(value: HandlerClass): boolean {
+  const prototype: unknown = value.prototype;
+  return typeof prototype === 'object' && prototype !== null && HANDLER_BRAND in prototype;
+}
+
+/**
+ * Puts WebSocketHandler.prototype into a plain class's prototype chain, as PEF unshifted its Base
+ * onto `@ISA`: at the root of the chain, so the class and any parents of its own keep their
+ * methods. The constructor chain gets the same treatment, so statics are inherited too. A class
+ * whose chain ends in a built-in (Array, Map, ...) is refused: changing a built-in would change it
+ * for the whole process.
+ */
+export function adoptHandler(Class: HandlerClass): void {
+  if (extendsHandler(Class)) return;
+  const prototype: unknown = Class.prototype;
+  if (typeof Class !== 'function' || typeof prototype !== 'object' || prototype === null) {
+    throw new TypeError('a handler must be a class');
+  }
+  let root = prototype;
+  for (;;) {
+    const parent: unknown = Object.getPrototypeOf(root);
+    if (parent === Object.prototype || parent === null) break;
+    root = parent as object;
+  }
+  const rootConstructor: unknown = Object.getOwnPropertyDescriptor(root, 'constructor')?.value;
+  if (typeof rootConstructor === 'function' && Function.prototype.toString.call(rootConstructor).includes('[native code]')) {
+    throw new TypeError(
+      `the class extends the built-in ${rootConstructor.name}; extend WebSocketHandler instead, or wrap the built-in in a field`,
+    );
+  }
+  Object.setPrototypeOf(root, WebSocketHandler.prototype);
+  if (typeof rootConstructor === 'function' && Object.getPrototypeOf(rootConstructor) === Function.prototype) {
+    Object.setPrototypeOf(rootConstructor, WebSocketHandler);
+  }
+}
