@@ -241,7 +241,10 @@ export class Connection implements FrameSink {
 
   get closeReason(): string {
     if (this.#closeReceived) return this.#closeReceived.reason;
-    if (this.#failure && this.#closeSent) return this.#closeSent.reason;
+    // The failure's own reason (what fail() sends with its code), not that of a Close we sent before it.
+    if (this.#failure) {
+      return this.#failure.closeCode === CloseCode.InternalError ? '' : truncateUtf8(this.#failure.message, MAX_CLOSE_REASON_BYTES);
+    }
     return '';
   }
 

@@ -77,12 +77,13 @@ const KEY = /^[A-Za-z0-9+/]{22}==$/;
  */
 export function parseProtocolHeader(value: string | undefined): string[] {
   if (value === undefined || value === '') return [];
-  const protocols: string[] = [];
+  // A Set, not Array.includes: with many distinct names the latter made this quadratic.
+  const protocols = new Set<string>();
   for (const part of value.split(',')) {
     const name = part.trim();
-    if (name !== '' && TOKEN.test(name) && !protocols.includes(name)) protocols.push(name);
+    if (name !== '' && TOKEN.test(name)) protocols.add(name);
   }
-  return protocols;
+  return [...protocols];
 }
 
 function single(value: string | string[] | undefined): string | undefined {

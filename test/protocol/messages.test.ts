@@ -1,0 +1,374 @@
+// RFC 6455 §5.4 fragmentation and §5.6 data frames: messages reassembled from frames given as hex
+// literals, empty messages and fragments, and text checked as UTF-8 fragment by fragment (§8.1,
+// "fail fast"). Input frames are masked with 00000000 so their payload reads as plain hex; the
+// unmasking itself is covered in framing.test.ts.
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CloseCode, Opcode } from '../../src/protocol/constants.js';
+import { encodeFrame } from '../../src/protocol/frame.js';
+import { Utf8Validator, isValidUtf8 } from '../../src/protocol/utf8.js';
+import {
+  assertConnectionFailing,
+  assertEvents,
+  assertFrameSent,
+  assertNothingSent,
+  hex,
+  receive,
+  server,
+} from '../helpers/protocol.js';
+
+/** A masked frame with the zero key: `b0` is the first byte, the payload is given as hex. */
+function frame(b0: number, payloadHex = ''): Buffer {
+  const payload = hex(payloadHex);
+  return Buffer.concat(encodeFrame(b0 & 0x0f, payload, { fin: (b0 & 0x80) !== 0, mask: hex('00000000') }));
+}
+
+const invalidUtf8Failure = {
+  code: 'WS_ERR_INVALID_UTF8',
+  message: 'invalid UTF-8 in a text message',
+  closeCode: CloseCode.InvalidPayload,
+} as const;
+
+describe('5.4 Fragmentation', () => {
+  test('"Hel" + "lo" in two frames is one text message, delivered when the last frame ends', () => {
+    const conn = server();
+    receive(conn, '01 83 00000000 48656c');
+    assertEvents(conn, []);
+    receive(conn, '80 82 00000000 6c6f');
+    assertEvents(conn, [{ type: 'text', data: 'Hello' }]);
+    assertNothingSent(conn);
+  });
+
+  test('a binary message in three fragments is reassembled in order', () => {
+    const conn = server();
+    receive(conn, '02 82 00000000 0102', '00 81 00000000 03', '80 83 00000000 040506');
+    assertEvents(conn, [{ type: 'binary', data: '010203040506' }]);
+  });
+
+  test('a continuation frame with no message open fails with 1002', () => {
+    const conn = server();
+    receive(conn, '80 81 00000000 61');
+    assertConnectionFailing(conn, {
+      code: 'WS_ERR_UNEXPECTED_CONTINUATION',
+      message: 'continuation frame without a message to continue',
+      closeCode: CloseCode.ProtocolError,
+    });
+  });
+
+  test('a continuation frame after a complete message fails with 1002', () => {
+    const conn = server();
+    receive(conn, '81 81 00000000 61', '00 81 00000000 62');
+    assertConnectionFailing(conn, {
+      code: 'WS_ERR_UNEXPECTED_CONTINUATION',
+      message: 'continuation frame without a message to continue',
+      closeCode: CloseCode.ProtocolError,
+      before: [{ type: 'text', data: 'a' }],
+    });
+  });
+
+  for (const [name, b0] of [
+    ['text', '81'],
+    ['binary', '02'],
+  ] as const) {
+    test(`a new ${name} frame while a fragmented message is open fails with 1002`, () => {
+      const conn = server();
+      receive(conn, '01 81 00000000 61', `${b0} 81 00000000 62`);
+      assertConnectionFailing(conn, {
+        code: 'WS_ERR_EXPECTED_CONTINUATION',
+        message: 'new data frame while a fragmented message is open',
+        closeCode: CloseCode.ProtocolError,
+      });
+    });
+  }
+
+  test('a ping between fragments is answered at once and the message goes on', () => {
+    const conn = server();
+    receive(conn, '01 82 00000000 6865', '89 82 00000000 7878', '80 83 00000000 6c6c6f');
+    assertEvents(conn, [
+      { type: 'ping', data: '7878' },
+      { type: 'text', data: 'hello' },
+    ]);
+    assertFrameSent(conn, '8a 02 7878');
+  });
+
+  test('a pong between fragments is reported and the message goes on', () => {
+    const conn = server();
+    receive(conn, '02 81 00000000 01 8a 80 00000000 80 81 00000000 02');
+    assertEvents(conn, [
+      { type: 'pong', data: '' },
+      { type: 'binary', data: '0102' },
+    ]);
+    assertNothingSent(conn);
+  });
+
+  test('a Close between fragments abandons the message and closes', () => {
+    const conn = server();
+    receive(conn, '01 81 00000000 61', '88 82 00000000 03e8', '80 81 00000000 62');
+    assertEvents(conn, [{ type: 'close', code: CloseCode.Normal, reason: '' }]);
+    assertFrameSent(conn, '88 02 03e8');
+  });
+
+  test('a fragmented message split into single bytes on the wire is reassembled', () => {
+    const wire = hex('01 82 00000000 6162 89 81 00000000 7a 80 81 00000000 63');
+    const conn = server();
+    for (const b of wire) conn.receiveData(Buffer.of(b));
+    assertEvents(conn, [
+      { type: 'ping', data: '7a' },
+      { type: 'text', data: 'abc' },
+    ]);
+    assertFrameSent(conn, '8a 01 7a');
+  });
+
+  test('empty fragments carry an empty message like any other', () => {
+    const conn = server();
+    receive(conn, '01 80 00000000', '00 80 00000000', '80 80 00000000');
+    assertEvents(conn, [{ type: 'text', data: '' }]);
+    receive(conn, '02 80 00000000', '80 80 00000000');
+    assertEvents(conn, [{ type: 'binary', data: '' }]);
+  });
+
+  test('empty fragments around data do not change the message', () => {
+    const conn = server();
+    receive(conn, '02 80 00000000', '00 81 00000000 01', '00 80 00000000', '80 81 00000000 02');
+    assertEvents(conn, [{ type: 'binary', data: '0102' }]);
+  });
+
+  test('a message of 100,000 empty fragments then 100,000 one-byte fragments is delivered whole', () => {
+    // The memory a message in assembly holds is bounded by its bytes plus a constant, however
+    // many fragments carry it: no fragment-count limit is needed (cf. ws, Autobahn 9.3 and 9.4).
+    const empty = hex('00 80 00000000');
+    const one = hex('00 81 00000000 61');
+    const wire = Buffer.concat([
+      hex('01 80 00000000'),
+      Buffer.concat(Array.from({ length: 100_000 }, () => empty)),
+      Buffer.concat(Array.from({ length: 100_000 }, () => one)),
+      hex('80 80 00000000'),
+    ]);
+    const conn = server();
+    // In reads of 4096 bytes, as a socket might hand them over.
+    for (let i = 0; i < wire.length; i += 4096) conn.receiveData(wire.subarray(i, i + 4096));
+    const events = conn.takeEvents();
+    assert.equal(events.length, 1);
+    const [event] = events;
+    assert.ok(event?.type === 'text');
+    assert.equal(event.data, 'a'.repeat(100_000));
+    assertNothingSent(conn);
+  });
+
+  test('a 1-byte fragment message delivers the bytes as received, views or not', () => {
+    const conn = server();
+    const wire = Buffer.concat([
+      frame(0x02, '00'),
+      ...Array.from({ length: 199 }, (_, i) => frame(0x00, (i + 1).toString(16).padStart(2, '0'))),
+      frame(0x80, ''),
+    ]);
+    conn.receiveData(wire);
+    const events = conn.takeEvents();
+    assert.equal(events.length, 1);
+    assert.ok(events[0]?.type === 'binary');
+    assert.deepEqual([...events[0].data], Array.from({ length: 200 }, (_, i) => i));
+  });
+});
+
+describe('5.6 Data frames / UTF-8', () => {
+  test('the text "0" is a message', () => {
+    const conn = server();
+    receive(conn, '81 81 00000000 30');
+    assertEvents(conn, [{ type: 'text', data: '0' }]);
+  });
+
+  test('an empty text message and an empty binary message are delivered', () => {
+    const conn = server();
+    receive(conn, '81 80 00000000', '82 80 00000000');
+    const events = conn.takeEvents();
+    assert.deepEqual(events.map((e) => e.type), ['text', 'binary']);
+    assert.equal(events[0]!.type === 'text' && events[0].data, '');
+    assert.ok(events[1]!.type === 'binary' && Buffer.isBuffer(events[1].data) && events[1].data.length === 0);
+  });
+
+  test('binary payloads are not checked as UTF-8', () => {
+    const conn = server();
+    receive(conn, '82 84 00000000 c0afeda0');
+    assertEvents(conn, [{ type: 'binary', data: 'c0afeda0' }]);
+  });
+
+  test('valid multi-byte UTF-8 is delivered as a string', () => {
+    const conn = server();
+    receive(conn, '81 8b 00000000 cebae1bdb9cf83cebcceb5', '81 84 00000000 f09f9880');
+    assertEvents(conn, [
+      { type: 'text', data: '\u03ba\u1f79\u03c3\u03bc\u03b5' }, // κόσμε, with U+1F79 as Autobahn 6.2 has it
+      { type: 'text', data: '😀' },
+    ]);
+  });
+
+  for (const [name, bytes] of [
+    ['a lone continuation byte', '80'],
+    ['an overlong 2-byte NUL (C0 80)', 'c080'],
+    ['an overlong 3-byte form (E0 80 80)', 'e08080'],
+    ['a surrogate (ED A0 80)', 'eda080'],
+    ['a code point above U+10FFFF (F4 90 80 80)', 'f4908080'],
+    ['the byte FF', 'ff'],
+    ['a truncated sequence followed by ASCII (E2 82 41)', 'e28241'],
+  ] as const) {
+    test(`a text frame with ${name} fails with 1007`, () => {
+      const conn = server();
+      receive(conn, Buffer.concat([hex(`81 ${(0x80 | (bytes.length / 2 + 1)).toString(16).padStart(2, '0')} 00000000 61`), hex(bytes)]));
+      assertConnectionFailing(conn, invalidUtf8Failure);
+    });
+  }
+
+  test('a text message that ends inside a code point fails with 1007', () => {
+    const conn = server();
+    receive(conn, '81 82 00000000 e282');
+    assertConnectionFailing(conn, {
+      code: 'WS_ERR_INVALID_UTF8',
+      message: 'text message ends inside a UTF-8 sequence',
+      closeCode: CloseCode.InvalidPayload,
+    });
+  });
+
+  test('a code point split across three fragments is accepted', () => {
+    const conn = server();
+    receive(conn, '01 81 00000000 e2', '00 81 00000000 82', '80 81 00000000 ac');
+    assertEvents(conn, [{ type: 'text', data: '€' }]);
+  });
+
+  test('a 4-byte code point split across reads inside one frame is accepted', () => {
+    const conn = server();
+    receive(conn, '81 86 00000000 61f0', '9f', '98', '8062');
+    assertEvents(conn, [{ type: 'text', data: 'a😀b' }]);
+  });
+
+  test('fail fast: a fragmented text message fails with 1007 at its first invalid fragment, not at its end', () => {
+    // Autobahn 6.4.1: a valid fragment, then one that can never be UTF-8; the last fragment never comes.
+    const conn = server();
+    receive(conn, '01 8b 00000000 cebae1bdb9cf83cebcceb5');
+    assertEvents(conn, []);
+    receive(conn, '00 84 00000000 f4908080');
+    assertConnectionFailing(conn, invalidUtf8Failure);
+  });
+
+  test('fail fast: invalid bytes fail the message before the rest of their frame arrives', () => {
+    // Autobahn 6.4.3/6.4.4: the frame announces 12 bytes; the invalid ones come in the first read.
+    const conn = server();
+    receive(conn, '81 8c 00000000 cebae1bdb9 f4');
+    assertEvents(conn, []);
+    receive(conn, '90');
+    assertConnectionFailing(conn, invalidUtf8Failure);
+  });
+
+  test('fail fast: an invalid continuation after a lead byte held over from the previous fragment fails there', () => {
+    const conn = server();
+    receive(conn, '01 81 00000000 e0', '00 81 00000000 80');
+    assertConnectionFailing(conn, invalidUtf8Failure);
+  });
+});
+
+describe('Utf8Validator', () => {
+  test('accepts a code point fed a byte at a time and reports the end only on a boundary', () => {
+    const v = new Utf8Validator();
+    assert.equal(v.write(hex('f0')), true);
+    assert.equal(v.end(), false);
+    assert.equal(v.write(hex('9f')), true);
+    assert.equal(v.write(hex('98')), true);
+    assert.equal(v.end(), false);
+    assert.equal(v.write(hex('80')), true);
+    assert.equal(v.end(), true);
+  });
+
+  test('stays failed after an invalid byte until reset', () => {
+    const v = new Utf8Validator();
+    assert.equal(v.write(hex('61 c0')), false);
+    assert.equal(v.write(hex('61')), false);
+    assert.equal(v.end(), false);
+    v.reset();
+    assert.equal(v.write(hex('61')), true);
+    assert.equal(v.end(), true);
+  });
+
+  test('reset forgets a code point left open', () => {
+    const v = new Utf8Validator();
+    assert.equal(v.write(hex('e2 82')), true);
+    v.reset();
+    assert.equal(v.write(hex('61')), true);
+    assert.equal(v.end(), true);
+  });
+
+  for (const [name, lead, bad] of [
+    ['E0 needs A0-BF', 'e0', '9f'],
+    ['ED needs 80-9F', 'ed', 'a0'],
+    ['F0 needs 90-BF', 'f0', '8f'],
+    ['F4 needs 80-8F', 'f4', '90'],
+    ['C2 needs 80-BF', 'c2', 'c0'],
+    ['F1 needs 80-BF', 'f1', '7f'],
+  ] as const) {
+    test(`the second byte is range-checked across pieces: ${name}`, () => {
+      const v = new Utf8Validator();
+      assert.equal(v.write(hex(lead)), true);
+      assert.equal(v.write(hex(bad)), false);
+    });
+  }
+
+  for (const lead of ['c0', 'c1', 'f5', 'f8', 'ff']) {
+    test(`the byte ${lead} fails even as the last byte of a piece`, () => {
+      assert.equal(new Utf8Validator().write(hex(`61 ${lead}`)), false);
+    });
+  }
+
+  test('isValidUtf8 accepts the empty string and rejects a surrogate', () => {
+    assert.equal(isValidUtf8(Buffer.alloc(0)), true);
+    assert.equal(isValidUtf8(hex('eda080')), false);
+    assert.equal(isValidUtf8(Buffer.from('κόσμε')), true);
+  });
+});
+
+describe('5.6 sending data frames', () => {
+  test('sendText and sendBinary queue one final frame each', () => {
+    const conn = server();
+    assert.equal(conn.sendText(''), true);
+    assert.equal(conn.sendText('0'), true);
+    assert.equal(conn.sendBinary(hex('0102')), true);
+    assertFrameSent(conn, '81 00 81 01 30 82 02 0102');
+  });
+
+  test('sendTextBytes checks UTF-8 and sends the bytes as text', () => {
+    const conn = server();
+    assert.equal(conn.sendTextBytes(hex('e282ac')), true);
+    assertFrameSent(conn, '81 03 e282ac');
+    assert.throws(() => conn.sendTextBytes(hex('e282')), { name: 'TypeError', message: 'a text message must be valid UTF-8' });
+    assertNothingSent(conn);
+  });
+
+  test('large messages use the 16- and 64-bit lengths and the payload follows its header', () => {
+    const conn = server();
+    const text = 'x'.repeat(70_000);
+    conn.sendText(text);
+    const out = Buffer.concat(conn.takeOutput());
+    assert.equal(out.subarray(0, 10).toString('hex'), '817f0000000000011170');
+    assert.equal(out.length, 10 + 70_000);
+    assert.equal(out.subarray(10).toString(), text);
+    const data = Buffer.alloc(20_000, 7);
+    conn.sendBinary(data);
+    const parts = conn.takeOutput();
+    assert.equal(Buffer.concat(parts).subarray(0, 4).toString('hex'), '827e4e20');
+    assert.equal(Buffer.concat(parts).length, 4 + 20_000);
+    conn.sendText('y'.repeat(300));
+    assert.equal(Buffer.concat(conn.takeOutput()).subarray(0, 5).toString('hex'), '817e012c79');
+  });
+
+  test('outputBytes counts what is queued until it is taken', () => {
+    const conn = server();
+    conn.sendText('Hello');
+    conn.sendBinary(hex('01'));
+    assert.equal(conn.outputBytes, 7 + 3);
+    conn.takeOutput();
+    assert.equal(conn.outputBytes, 0);
+  });
+
+  test('the encoder round-trips a text frame the connection sent', () => {
+    const conn = server();
+    conn.sendText('Hello');
+    assert.equal(Buffer.concat(conn.takeOutput()).toString('hex'), Buffer.concat(encodeFrame(Opcode.Text, Buffer.from('Hello'))).toString('hex'));
+  });
+});
