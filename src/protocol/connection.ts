@@ -263,6 +263,8 @@ export class Connection implements FrameSink {
   /** The transport has ended: the peer sent EOF or the connection dropped. Input before it is parsed first. */
   receiveEof(): void {
     this.#parseAll();
+    // Nothing is decoded or encoded after the transport ends: the extension frees its state (RFC 7692 windows).
+    this.#extension?.dispose?.();
     if (this.#state === ConnectionState.Closed) return;
     this.#parser.stop();
     this.#releaseMessage();
