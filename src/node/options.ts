@@ -9,6 +9,7 @@ import type { OriginPolicy } from './origin.js';
 import type { TraceOption } from './trace.js';
 import type { Logger } from './types.js';
 
+/** Options of a WebSocket connection; every one is optional and its default is given. */
 export interface WebSocketOptions {
   /** The largest message accepted, reassembled, in bytes; a larger one fails with 1009. Default 1 MiB. */
   maxPayload?: number;
@@ -18,12 +19,12 @@ export interface WebSocketOptions {
   highWaterMark?: number;
   /**
    * Chooses a subprotocol from those the client offered (in its order): return one, null for none,
-   * or a HandshakeError to refuse the request.
+   * or a HandshakeError to refuse the request. Default: none is chosen (no Sec-WebSocket-Protocol).
    */
   selectProtocol?: (offered: readonly string[], request: IncomingMessage) => string | null | undefined | HandshakeError;
-  /** Extensions offered to clients, in order of preference. */
+  /** Extensions offered to clients, in order of preference. Default none. */
   extensions?: readonly ExtensionNegotiator[];
-  /** Extra headers on the 101 response. */
+  /** Extra headers on the 101 response. Default none. */
   headers?: Readonly<Record<string, string>>;
   /** Where errors thrown by onError and onClose are reported. Default `console`. */
   logger?: Logger;

@@ -20,7 +20,9 @@ export type TraceOption = boolean | ((line: string) => void);
 export interface OpenMessage {
   /** The connection's number in this process, as in the trace lines (`#1`). */
   readonly id: number;
+  /** The connection, as hooks see it through `this`. */
   readonly connection: WebSocketConnection;
+  /** The upgrade request. */
   readonly request: IncomingMessage;
   /** The negotiated subprotocol, or ''. */
   readonly protocol: string;
@@ -30,10 +32,13 @@ export interface OpenMessage {
 
 /** The message of `pef-ws:close`: a connection is over, just before onClose. */
 export interface CloseMessage {
+  /** The connection's number, as in pef-ws:open. */
   readonly id: number;
+  /** The connection that ended. */
   readonly connection: WebSocketConnection;
   /** The code onClose receives: the peer's, 1005 (a Close without a code) or 1006 (no Close at all). */
   readonly code: number;
+  /** The reason onClose receives: the peer's, or the one we failed the connection with. */
   readonly reason: string;
 }
 
@@ -42,23 +47,31 @@ export interface CloseMessage {
  * a protocol failure (a ProtocolError), or a socket error.
  */
 export interface ErrorMessage {
+  /** The connection's number (a refused handshake has one too). */
   readonly id: number;
+  /** The connection, or null when the handshake was refused. */
   readonly connection: WebSocketConnection | null;
+  /** The upgrade request. */
   readonly request: IncomingMessage;
+  /** A HandshakeError, a ProtocolError (with `code` and `closeCode`) or the socket's error. */
   readonly error: Error;
 }
 
 /** The message of `pef-ws:frame`: one frame received or queued for sending. */
 export interface FrameMessage {
+  /** The connection's number, as in pef-ws:open. */
   readonly id: number;
+  /** The connection the frame belongs to. */
   readonly connection: WebSocketConnection | null;
   /** 'in' from the peer, 'out' to it. */
   readonly direction: 'in' | 'out';
+  /** Whether this is the last frame of its message. */
   readonly fin: boolean;
   /** The RSV bits in place: 0x40 is RSV1 (a compressed message), 0x20 RSV2, 0x10 RSV3. */
   readonly rsv: number;
   /** The opcode, see `Opcode`. */
   readonly opcode: number;
+  /** Whether the payload was masked on the wire: frames from a client are, frames from a server are not. */
   readonly masked: boolean;
   /** The payload length announced in the header. */
   readonly length: number;

@@ -55,6 +55,7 @@ export class WebSocketConnection {
   #idle: IdleTimer | null = null;
   #readPaused = false;
 
+  /** @internal Connections come from acceptWebSocket (or a router), which runs the handshake first. */
   constructor(
     socket: Duplex,
     conn: Connection,

@@ -25,5 +25,6 @@ export interface WebSocketHooks {
 
 /** Where errors that no hook can take (thrown by onError or onClose themselves) are reported. */
 export interface Logger {
+  /** Receives a message and the error, as console.error does. */
   error(...args: unknown[]): void;
 }

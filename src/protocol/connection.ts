@@ -61,14 +61,15 @@ export type FrameObserver = (
   head: Buffer,
 ) => void;
 
+/** How a Connection behaves; every option is optional. */
 export interface ConnectionOptions {
   /** Which end we are; a server expects masked frames and sends unmasked ones (§5.1). Default 'server'. */
   role?: 'server' | 'client';
   /** The largest message accepted, reassembled (and decompressed), in bytes. Default 1 MiB. */
   maxPayload?: number;
-  /** A negotiated per-message extension. */
+  /** A negotiated per-message extension. Default none. */
   extension?: MessageExtension | null;
-  /** Called for every frame received and sent; when unset, frames are not observed at all. */
+  /** Called for every frame received and sent. Default none: frames are not observed at all. */
   onFrame?: FrameObserver | null;
 }
 
@@ -154,6 +155,10 @@ function nextMaskKey(): Buffer {
   return key;
 }
 
+/**
+ * One WebSocket connection after the opening handshake, Sans-I/O: feed it bytes with receiveData(),
+ * take events with nextEvent() and bytes to write with takeOutput().
+ */
 export class Connection implements FrameSink {
   readonly #parser: FrameParser;
   readonly #client: boolean;
@@ -200,6 +205,7 @@ export class Connection implements FrameSink {
     });
   }
 
+  /** Open, Closing (a Close was sent or received) or Closed. */
   get state(): ConnectionState {
     return this.#state;
   }
@@ -239,6 +245,7 @@ export class Connection implements FrameSink {
     return CloseCode.Abnormal;
   }
 
+  /** The reason that goes with closeCode: the peer's, our failure's, or ''. */
   get closeReason(): string {
     if (this.#closeReceived) return this.#closeReceived.reason;
     // The failure's own reason (what fail() sends with its code), not that of a Close we sent before it.

@@ -52,7 +52,9 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 /** RSV bits of the first header byte, RFC 6455 §5.2. */
 export const RSV1 = 0x40;
+/** RSV2, unused by any registered extension. */
 export const RSV2 = 0x20;
+/** RSV3, unused by any registered extension. */
 export const RSV3 = 0x10;
 
 /**

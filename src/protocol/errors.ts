@@ -30,6 +30,7 @@ export type ProtocolErrorCode =
 
 /** A violation that fails the connection (RFC 6455 §7.1.7) with `closeCode`. */
 export class ProtocolError extends Error {
+  /** Always 'ProtocolError'. */
   override readonly name = 'ProtocolError';
   /** A stable, matchable identifier, e.g. `WS_ERR_UNMASKED_FRAME`. */
   readonly code: ProtocolErrorCode;
@@ -65,7 +66,9 @@ export type HandshakeErrorCode =
 
 /** A refused opening handshake (RFC 6455 §4.2.1): answered with `status`, `headers` and `message` as the body. */
 export class HandshakeError extends Error {
+  /** Always 'HandshakeError'. */
   override readonly name = 'HandshakeError';
+  /** A stable, matchable identifier, e.g. `WS_ERR_HANDSHAKE_VERSION`. */
   readonly code: HandshakeErrorCode;
   /** The HTTP status of the response, e.g. 400, 405 or 426. */
   readonly status: number;

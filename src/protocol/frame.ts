@@ -61,12 +61,13 @@ export function writeFrameHeader(
   return offset;
 }
 
+/** How encodeFrame builds a frame. */
 export interface EncodeFrameOptions {
   /** FIN bit; default true. */
   fin?: boolean;
   /** RSV bits as they stand in the first byte (0x40 = RSV1); default 0. */
   rsv?: number;
-  /** A 4-byte masking key: the payload is copied and masked with it (client frames, §5.3). */
+  /** A 4-byte masking key: the payload is copied and masked with it (client frames, §5.3). Default: unmasked. */
   mask?: Uint8Array;
 }
 
@@ -124,7 +125,9 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 
 /** A parsed Close payload: the code (1005 when there was none) and the reason. */
 export interface ClosePayload {
+  /** The status code, RFC 6455 §7.4; 1005 when the payload was empty. */
   code: number;
+  /** The UTF-8 reason, '' when there was none. */
   reason: string;
 }
 

@@ -9,6 +9,7 @@ import type { MessageExtension } from './connection.js';
 
 /** The parts of an HTTP request the handshake reads; node:http's IncomingMessage fits. */
 export interface UpgradeRequest {
+  /** 'GET' for a WebSocket upgrade. */
   readonly method?: string | undefined;
   /** '1.1' for HTTP/1.1. */
   readonly httpVersion?: string | undefined;
@@ -27,25 +28,28 @@ export interface ExtensionNegotiator {
   negotiate(header: string): { response: string; extension: MessageExtension } | null;
 }
 
+/** What the server accepts in an opening handshake. */
 export interface HandshakeOptions {
   /**
    * Chooses the subprotocol from those the client offered, in the client's order (§4.2.2 /subprotocol/).
-   * Return the chosen one, null for none, or a HandshakeError to refuse the request.
+   * Return the chosen one, null for none, or a HandshakeError to refuse the request. Default: none is chosen.
    */
   selectProtocol?: ((offered: readonly string[]) => string | null | undefined | HandshakeError) | undefined;
-  /** Extensions the server supports, in order of preference. */
+  /** Extensions the server supports, in order of preference. Default none. */
   extensions?: readonly ExtensionNegotiator[] | undefined;
-  /** Extra headers for the 101 response. */
+  /** Extra headers for the 101 response. Default none. */
   headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /** A handshake the server accepts: the response to write and what was negotiated. */
 export interface AcceptedHandshake {
+  /** The client's Sec-WebSocket-Key. */
   readonly key: string;
   /** The chosen subprotocol, or '' for none. */
   readonly protocol: string;
   /** The Sec-WebSocket-Extensions response value, or '' for none. */
   readonly extensions: string;
+  /** The negotiated extension, to pass to the Connection; null for none. */
   readonly extension: MessageExtension | null;
   /** The whole 101 response, status line to the blank line. */
   readonly response: Buffer;

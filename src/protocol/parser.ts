@@ -23,6 +23,7 @@ export interface FrameSink {
   onFrameError(error: ProtocolError): void;
 }
 
+/** How a FrameParser reads frames. */
 export interface FrameParserOptions {
   /** Which end we are: a server requires masked frames, a client unmasked ones (§5.1). Default 'server'. */
   role?: 'server' | 'client';
@@ -40,6 +41,7 @@ const STOPPED = 5; // after an error or when the sink said stop: input is discar
 
 const TWO_POW_32 = 0x100000000;
 
+/** The incremental frame parser of RFC 6455 §5.2: push bytes in, its FrameSink receives headers, payload and errors. */
 export class FrameParser {
   readonly #sink: FrameSink;
   readonly #expectMasked: boolean;
