@@ -1,6 +1,9 @@
 // pef-front-websocket: the public API.
 export { acceptWebSocket, rejectUpgrade } from './node/upgrade.js';
 export { WebSocketConnection } from './node/transport.js';
+export type { SendOptions } from './node/transport.js';
+export { permessageDeflate, deflateMemory, DEFAULT_DEFLATE_OPTIONS } from './protocol/deflate.js';
+export type { PerMessageDeflateOptions } from './protocol/deflate.js';
 export type { WebSocketOptions } from './node/options.js';
 export type { TraceOption, OpenMessage, CloseMessage, ErrorMessage, FrameMessage } from './node/trace.js';
 export type { MessageType, MaybePromise, SendData, WebSocketHooks, Logger } from './node/types.js';

@@ -4,6 +4,7 @@
 import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
 import type { HandshakeError } from '../protocol/errors.js';
 import type { ExtensionNegotiator } from '../protocol/handshake.js';
+import { compressionNegotiator, type PerMessageDeflateOptions } from '../protocol/deflate.js';
 import type { IncomingMessage } from 'node:http';
 import type { OriginPolicy } from './origin.js';
 import type { TraceOption } from './trace.js';
@@ -24,6 +25,11 @@ export interface WebSocketOptions {
   selectProtocol?: (offered: readonly string[], request: IncomingMessage) => string | null | undefined | HandshakeError;
   /** Extensions offered to clients, in order of preference. Default none. */
   extensions?: readonly ExtensionNegotiator[];
+  /**
+   * permessage-deflate (RFC 7692), negotiated whenever a client offers it: `true` with the defaults
+   * of docs/compression.md, `false` off, or its settings. Default true.
+   */
+  compression?: boolean | PerMessageDeflateOptions;
   /** Extra headers on the 101 response. Default none. */
   headers?: Readonly<Record<string, string>>;
   /** Where errors thrown by onError and onClose are reported. Default `console`. */
@@ -59,6 +65,7 @@ export interface ResolvedOptions {
   highWaterMark: number;
   selectProtocol: WebSocketOptions['selectProtocol'];
   extensions: readonly ExtensionNegotiator[];
+  compression: boolean | PerMessageDeflateOptions;
   headers: Readonly<Record<string, string>>;
   logger: Logger;
   trace: TraceOption | undefined;
@@ -76,6 +83,7 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   highWaterMark: 64 * 1024,
   selectProtocol: undefined,
   extensions: [],
+  compression: true,
   headers: {},
   logger: console,
   trace: undefined,
@@ -100,6 +108,7 @@ export function resolveOptions(...layers: (WebSocketOptions | undefined)[]): Res
   if (!(options.maxPayload > 0)) throw new RangeError('maxPayload must be a positive number');
   if (!(options.closeTimeout >= 0)) throw new RangeError('closeTimeout must be a number of milliseconds');
   if (!(options.highWaterMark >= 0)) throw new RangeError('highWaterMark must be a number of bytes');
+  compressionNegotiator(options.compression); // throws for settings out of range (made once per settings object)
   for (const name of ['heartbeatInterval', 'heartbeatTimeout', 'idleTimeout'] as const) {
     if (!(options[name] >= 0 && options[name] < 2 ** 31)) throw new RangeError(`${name} must be a number of milliseconds (0 turns it off)`);
   }

@@ -27,6 +27,12 @@ function toBytes(data: SendData): Uint8Array {
   throw new TypeError('send() takes a string, a Buffer, a typed array or an ArrayBuffer');
 }
 
+/** Per-message options of `send`. */
+export interface SendOptions {
+  /** false: send this message uncompressed even when permessage-deflate is on. Default true. */
+  compress?: boolean;
+}
+
 /** One open WebSocket on a socket: the methods a handler calls (send, close, ping, ...). */
 export class WebSocketConnection {
   /** The upgrade request. */
@@ -116,8 +122,9 @@ export class WebSocketConnection {
    * Sends a message: 'text' (a string, or a Buffer that must be valid UTF-8) or 'binary' (a string
    * goes as its UTF-8 bytes). Does nothing and returns false on a defunct connection; otherwise
    * returns false when more than the high-water mark is buffered: wait for onDrain.
+   * `{ compress: false }` sends this message uncompressed even with permessage-deflate on.
    */
-  send(data: SendData, type: MessageType = 'text'): boolean {
+  send(data: SendData, type: MessageType = 'text', options?: SendOptions): boolean {
     if (type !== 'text' && type !== 'binary') throw new TypeError(`unknown message type ${String(type)}: 'text' or 'binary'`);
     if (this.isDefunct()) {
       // Even a defunct connection refuses what could never be sent.
@@ -128,11 +135,12 @@ export class WebSocketConnection {
     // into an emptier buffer still goes out, so the bound is maxBufferedAmount plus one message.
     if (this.bufferedAmount > this.#options.maxBufferedAmount) return this.#slowConsumer();
     this.#idle?.touch();
+    const compress = options?.compress !== false;
     if (type === 'text') {
-      if (typeof data === 'string') this.#conn.sendText(data);
-      else this.#conn.sendTextBytes(toBytes(data));
+      if (typeof data === 'string') this.#conn.sendText(data, compress);
+      else this.#conn.sendTextBytes(toBytes(data), compress);
     } else {
-      this.#conn.sendBinary(typeof data === 'string' ? Buffer.from(data, 'utf8') : toBytes(data));
+      this.#conn.sendBinary(typeof data === 'string' ? Buffer.from(data, 'utf8') : toBytes(data), compress);
     }
     this.#afterSend();
     return this.bufferedAmount <= this.#options.highWaterMark;

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { Connection } from '../protocol/connection.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { acceptHandshake, rejectResponse } from '../protocol/handshake.js';
+import { withCompression } from '../protocol/deflate.js';
 import { resolveOptions, type WebSocketOptions } from './options.js';
 import { checkOrigin } from './origin.js';
 import { ConnectionTrace } from './trace.js';
@@ -49,7 +50,7 @@ export function acceptWebSocket(
   // Cross-site WebSocket hijacking (RFC 6455 §10.2): refused with 403 before any user code runs.
   const handshake = checkOrigin(request, resolved.origins) ?? acceptHandshake(request, {
     selectProtocol: selectProtocol && ((offered) => selectProtocol(offered, request)),
-    extensions: resolved.extensions,
+    extensions: withCompression(resolved.extensions, resolved.compression),
     headers: resolved.headers,
   });
   const trace = new ConnectionTrace(request, resolved.trace);

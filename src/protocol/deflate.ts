@@ -356,3 +356,37 @@ export class PerMessageDeflateNegotiator implements ExtensionNegotiator {
 export function permessageDeflate(options: PerMessageDeflateOptions = {}): PerMessageDeflateNegotiator {
   return new PerMessageDeflateNegotiator(options);
 }
+
+const negotiators = new WeakMap<PerMessageDeflateOptions, PerMessageDeflateNegotiator>();
+let defaultNegotiator: PerMessageDeflateNegotiator | null = null;
+
+/**
+ * The negotiator for a `compression` option (`true`: the defaults, `false`: none), made once per
+ * settings object. Throws RangeError or TypeError for settings out of range.
+ */
+export function compressionNegotiator(compression: boolean | PerMessageDeflateOptions | undefined): PerMessageDeflateNegotiator | null {
+  if (compression === false) return null;
+  if (compression === true || compression === undefined) return (defaultNegotiator ??= new PerMessageDeflateNegotiator());
+  if (typeof compression !== 'object' || compression === null) {
+    throw new TypeError('compression must be true, false or an object of permessage-deflate settings');
+  }
+  let negotiator = negotiators.get(compression);
+  if (negotiator === undefined) {
+    negotiator = new PerMessageDeflateNegotiator(compression);
+    negotiators.set(compression, negotiator);
+  }
+  return negotiator;
+}
+
+/**
+ * The extensions to negotiate: permessage-deflate for `compression` first, unless it is off or the
+ * list already has a permessage-deflate of its own.
+ */
+export function withCompression(
+  extensions: readonly ExtensionNegotiator[],
+  compression: boolean | PerMessageDeflateOptions | undefined,
+): readonly ExtensionNegotiator[] {
+  const negotiator = compressionNegotiator(compression);
+  if (negotiator === null || extensions.some((e) => e.name === PERMESSAGE_DEFLATE)) return extensions;
+  return extensions.length === 0 ? [negotiator] : [negotiator, ...extensions];
+}

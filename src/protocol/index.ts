@@ -7,3 +7,5 @@ export * from './frame.js';
 export { FrameParser, type FrameSink, type FrameParserOptions } from './parser.js';
 export * from './connection.js';
 export * from './handshake.js';
+export * from './extensions.js';
+export * from './deflate.js';
