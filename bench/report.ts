@@ -1,0 +1,318 @@
+// Turns benchmark results into the console summary, docs/benchmarks.md and docs/benchmarks.svg
+// (the chart is drawn here, as plain SVG text: no plotting dependency).
+//   node --import tsx bench/report.ts [bench/results/latest.json]   regenerates the docs from saved results
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SYSTEM_LABELS, type SystemName, summarize } from './common.js';
+
+export interface Figure {
+  id: string;
+  section: string;
+  metric: string;
+  label: string;
+  unit: string;
+  better: 'higher' | 'lower';
+  /** The system ratios are taken against. */
+  baseline: string;
+  size?: number;
+  /** One value per round, per system. */
+  systems: Record<string, number[]>;
+}
+
+export interface BenchResults {
+  command: string;
+  date: string;
+  durationSeconds: number;
+  rounds: number;
+  quick: boolean;
+  systems: string[];
+  machine: { cpu: string; cores: number; memoryGB: number; node: string; kernel: string; ws: string; bufferutil: string };
+  setup: Record<string, string | number>;
+  notes: string[];
+  figures: Figure[];
+}
+
+export function formatValue(value: number, unit = ''): string {
+  if (!Number.isFinite(value)) return '–';
+  if (unit === '%') return value.toFixed(0);
+  const abs = Math.abs(value);
+  if (abs >= 1e6) return `${(value / 1e6).toFixed(abs >= 1e8 ? 0 : 2)} M`;
+  if (abs >= 1e4) return `${(value / 1e3).toFixed(abs >= 1e6 ? 0 : 1)} k`;
+  if (abs >= 100) return value.toFixed(0);
+  if (abs >= 10) return value.toFixed(1);
+  if (abs >= 1) return value.toFixed(2);
+  return value.toFixed(3);
+}
+
+function label(system: string): string {
+  return SYSTEM_LABELS[system as SystemName] ?? system;
+}
+
+/** "median (min–max)", and "×r" against the baseline's median. */
+function cell(figure: Figure, system: string): string {
+  const values = figure.systems[system];
+  if (!values || values.length === 0) return '';
+  const s = summarize(values);
+  const range = values.length > 1 ? ` (${formatValue(s.min, figure.unit)}–${formatValue(s.max, figure.unit)})` : '';
+  const base = figure.systems[figure.baseline];
+  const ratio = base && base.length !== 0 && system !== figure.baseline ? ` ×${(s.median / summarize(base).median).toFixed(2)}` : '';
+  return `${formatValue(s.median, figure.unit)}${range}${ratio}`;
+}
+
+export function printFigure(figure: Figure): void {
+  const parts = Object.keys(figure.systems).map((system) => `${system} ${cell(figure, system)}`);
+  console.log(`${figure.metric} | ${figure.label} [${figure.unit}]: ${parts.join(' | ')}`);
+}
+
+const median = (figure: Figure | undefined, system: string): number =>
+  figure?.systems[system]?.length ? summarize(figure.systems[system]!).median : NaN;
+
+// ------------------------------------------------------------------ markdown
+
+/** The systems of a group of figures, in the order of the run's system list, then any others (micro). */
+function columns(figures: Figure[], order: string[]): string[] {
+  const seen = new Set<string>();
+  for (const f of figures) for (const s of Object.keys(f.systems)) seen.add(s);
+  return [...order.filter((s) => seen.has(s)), ...[...seen].filter((s) => !order.includes(s))];
+}
+
+function table(figures: Figure[], order: string[], first: string): string {
+  if (figures.length === 0) return '';
+  const cols = columns(figures, order);
+  const lines = [
+    `| ${first} | ${cols.map(label).join(' | ')} |`,
+    `| --- | ${cols.map(() => '---').join(' | ')} |`,
+    ...figures.map((f) => `| ${f.label} | ${cols.map((c) => cell(f, c)).join(' | ')} |`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+interface Target {
+  what: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+function targets(results: BenchResults): Target[] {
+  const get = (id: string): Figure | undefined => results.figures.find((f) => f.id === id);
+  const out: Target[] = [];
+  const ours = results.systems.includes('ours') ? 'ours' : 'framework';
+  const cpu32 = median(get('echo.cpu.binary.32'), ours);
+  if (Number.isFinite(cpu32)) {
+    out.push({ what: `32 B echo, server CPU per message (${ours})`, goal: '≤ 1.0 µs', measured: `${cpu32.toFixed(2)} µs (ws ${formatValue(median(get('echo.cpu.binary.32'), 'ws'))} µs)`, met: cpu32 <= 1.0 });
+  }
+  const cpu16k = median(get(`echo.cpu.binary.${16 * 1024}`), ours);
+  if (Number.isFinite(cpu16k)) {
+    out.push({ what: `16 KiB echo, server CPU per message (${ours})`, goal: '≤ 9.0 µs, no native code', measured: `${cpu16k.toFixed(2)} µs (ws ${formatValue(median(get(`echo.cpu.binary.${16 * 1024}`), 'ws'))} µs)`, met: cpu16k <= 9.0 });
+  }
+  const rss = median(get('memory.idle.rss'), 'ours');
+  if (Number.isFinite(rss)) {
+    out.push({ what: 'idle connection, RSS per connection', goal: '≤ 3 KB', measured: `${rss.toFixed(2)} KB (ws ${formatValue(median(get('memory.idle.rss'), 'ws'))} KB)`, met: rss <= 3 });
+  }
+  const unmask = get('unmask.1MiB');
+  if (unmask) {
+    const oursKey = Object.keys(unmask.systems).find((k) => k.startsWith('ours ('))!;
+    const v = median(unmask, oursKey);
+    out.push({ what: `unmasking 1 MiB, ${oursKey}`, goal: '≥ 8 GB/s, no addon', measured: `${v.toFixed(1)} GB/s (ws JS fallback ${formatValue(median(unmask, 'ws, JS fallback'))}, bufferutil ${formatValue(median(unmask, 'ws + bufferutil'))})`, met: v >= 8 });
+  }
+  const parse = get('parse.16');
+  if (parse) {
+    const ratio = median(parse, 'ours') / median(parse, 'ws');
+    out.push({ what: 'parsing 16 B frames in 64 KiB chunks (Connection vs Receiver)', goal: '≥ 2× ws', measured: `${ratio.toFixed(2)}× (${formatValue(median(parse, 'ours'))} vs ${formatValue(median(parse, 'ws'))} frames/s)`, met: ratio >= 2 });
+  }
+  const up = get('upgrades.rate');
+  if (up && Number.isFinite(median(up, 'ws'))) {
+    const ratio = median(up, ours) / median(up, 'ws');
+    out.push({ what: `upgrades per second (${ours}, 32 in flight)`, goal: '≥ 1.25× ws', measured: `${ratio.toFixed(2)}× (${formatValue(median(up, ours))} vs ${formatValue(median(up, 'ws'))} /s)`, met: ratio >= 1.25 });
+  }
+  return out;
+}
+
+function markdown(results: BenchResults): string {
+  const order = results.systems;
+  const bySection = (section: string): Figure[] => results.figures.filter((f) => f.section === section);
+  const m = results.machine;
+  const out: string[] = [];
+  out.push('# Benchmarks');
+  out.push('');
+  out.push(
+    `Generated by \`${results.command}\` (bench/run.ts) on ${results.date.slice(0, 16).replace('T', ' ')} UTC; it took ${results.durationSeconds} s. ` +
+      `Do not edit by hand: run \`npm run bench\` again.`,
+  );
+  out.push('');
+  out.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB; ${m.kernel}; Node ${m.node}; ws ${m.ws}, bufferutil ${m.bufferutil}.`);
+  out.push('');
+  out.push(
+    `Every figure is the median of ${results.rounds} rounds, with the lowest and highest in parentheses; in each round the systems run in a rotated order (A B C, B C A, ...). ` +
+      '**×r** is the ratio of the median to the median of ws with bufferutil (for µs and KB lower is better, for rates higher is better).',
+  );
+  out.push('');
+  out.push('Systems: each server runs in its own process; the load generator is another process on raw `node:net` sockets.');
+  out.push('');
+  for (const s of order) out.push(`- **${label(s)}**${systemNote(s)}`);
+  out.push('');
+  if (results.notes.length !== 0) {
+    out.push('Notes from this run:');
+    out.push('');
+    for (const note of results.notes) out.push(`- ${note}`);
+    out.push('');
+  }
+
+  const t = targets(results);
+  if (t.length !== 0) {
+    out.push('## Targets');
+    out.push('');
+    out.push('| figure | target | measured | met |');
+    out.push('| --- | --- | --- | --- |');
+    for (const x of t) out.push(`| ${x.what} | ${x.goal} | ${x.measured} | ${x.met ? 'yes' : 'no'} |`);
+    out.push('');
+  }
+  if (results.figures.some((f) => f.id.startsWith('echo.cpu.'))) {
+    out.push('![Server CPU per echoed message, by size and system](benchmarks.svg)');
+    out.push('');
+  }
+
+  const s = results.setup;
+  const echoIntro =
+    `${s.connections} connections, ${s.inFlight}; each echo's opcode and length are checked. ` +
+    `${s.warmupMs} ms of warm-up, then ${s.measureMs} ms measured. Server CPU is utime + stime of the server's process tree from /proc/<pid>/stat; ` +
+    'binary payloads are random bytes, text payloads are valid UTF-8, mostly ASCII with some two- and three-byte characters ' +
+    '(ours validates and decodes text to a string and encodes it again; ws validates it and sends the same bytes back).';
+  const sections: [string, string, string, string][] = [
+    ['echo-binary', 'Echo, binary: server CPU per message (µs)', echoIntro, 'message'],
+    ['echo-text', 'Echo, text: server CPU per message (µs)', 'As above, with text messages.', 'message'],
+    ['echo-binary-rate', 'Echo, binary: messages per second', '', 'message'],
+    ['echo-text-rate', 'Echo, text: messages per second', '', 'message'],
+    ['echo-binary-mb', 'Echo, binary: payload MB/s (each way)', '', 'message'],
+    ['echo-text-mb', 'Echo, text: payload MB/s (each way)', '', 'message'],
+    ['echo-binary-servercpu', 'Echo, binary: server CPU use (% of one core)', '', 'message'],
+    ['echo-binary-client', 'Echo, binary: load generator CPU per message (µs)', 'What the client spends; it must stay below the server for the figures above to mean anything.', 'message'],
+    ['scaling', 'Scaling: server CPU per 32 B message (µs) by number of connections', `The same load, about ${s.scalingInFlight} messages in flight in all, spread over more and more connections (at 1,000 and more, one in flight on each).`, 'connections'],
+    ['scaling-rate', 'Scaling: messages per second', '', 'connections'],
+    ['upgrades', 'Upgrades', `Opening handshakes with ${s.upgradesInFlight} in flight: connect, send the request, check the 101 and its Sec-WebSocket-Accept, destroy the socket. The raw system is node:http's upgrade event answering a 101 by hand.`, 'figure'],
+    ['memory', 'Memory per connection (KB)', `The server's RSS and JS heap after a full GC, before and after ${s.memoryConnections} connections, divided by their number; then with each connection holding a 64 KiB binary message but its last byte.`, 'figure'],
+    ['parse', 'Parsing, frames per second', 'In one process, masked binary frames fed in 64 KiB chunks, a fresh copy of the input per round (parsers unmask in place). "ours" is the whole Connection (parse, assemble, hand out each message as an event), comparable to ws\'s Receiver, which emits each message; "ours FrameParser" is the frame layer alone.', 'frames'],
+    ['parse-secondary', 'Parsing, payload MB/s', '', 'frames'],
+    ['encode', 'Encoding a server frame, frames per second', '"ours encodeFrame" is the pure [header, payload] encoder, like ws\'s Sender.frame; "ours Connection.sendBinary" is a send queued and taken from the core (payloads up to 16 KiB copied behind their header).', 'payload'],
+    ['unmask', 'Unmasking 1 MiB (GB/s)', 'In place, on a payload at an odd address. Buffer.copy of 1 MiB is the limit.', 'payload'],
+  ];
+  for (const [section, title, intro, first] of sections) {
+    const list = bySection(section);
+    if (list.length === 0) continue;
+    out.push(`## ${title}`);
+    out.push('');
+    if (intro) {
+      out.push(intro);
+      out.push('');
+    }
+    out.push(table(list, order, first));
+  }
+  out.push('## How to run');
+  out.push('');
+  out.push('```sh');
+  out.push('npm run bench                                   # everything, about 12 minutes on 2 cores');
+  out.push('npm run bench -- --quick                        # fewer rounds and sizes, under 3 minutes');
+  out.push('npm run bench -- --systems ours,ws --sections echo,memory');
+  out.push('node --import tsx bench/report.ts bench/results/latest.json   # redraw these docs from saved results');
+  out.push('```');
+  out.push('');
+  out.push('Results are saved as JSON under bench/results/ (not committed).');
+  out.push('');
+  return out.join('\n');
+}
+
+function systemNote(system: string): string {
+  switch (system) {
+    case 'framework':
+      return ': WebSocketRouter with a WebSocketHandler class whose onMessage calls this.send(message, type).';
+    case 'ours':
+      return ': acceptWebSocket on node:http\'s upgrade event, onMessage calls ws.send(message, type).';
+    case 'ws':
+      return ': WebSocketServer({ noServer: true }), handleUpgrade, `ws.send(data, { binary: isBinary })`, with the bufferutil addon.';
+    case 'ws-js':
+      return ': the same with WS_NO_BUFFER_UTIL=1 (its JS masking loop).';
+    case 'raw':
+      return ': node:http upgrade, a 101 by hand, then each chunk written back as it came, with no framing work: the limit for any Node server.';
+    default:
+      return '';
+  }
+}
+
+// ------------------------------------------------------------------ SVG chart
+
+const COLORS: Record<string, string> = {
+  framework: '#1b9e77',
+  ours: '#66a61e',
+  ws: '#d95f02',
+  'ws-js': '#e6ab02',
+  raw: '#7570b3',
+};
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** One panel per echo figure (server CPU per message): a bar per system at its median, a whisker from min to max. */
+export function svg(results: BenchResults): string {
+  const panels = results.figures.filter((f) => f.id.startsWith('echo.cpu.'));
+  const systems = columns(panels, results.systems);
+  const perRow = 4;
+  const pw = 230;
+  const ph = 190;
+  const top = 60;
+  const rows = Math.ceil(panels.length / perRow);
+  const width = perRow * pw + 20;
+  const height = top + rows * ph + 20;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
+  parts.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
+  parts.push(`<text x="10" y="18" font-size="14" font-weight="bold">Server CPU per echoed message (µs, lower is better): median, whisker min–max over ${results.rounds} rounds</text>`);
+  systems.forEach((s, i) => {
+    const x = 10 + i * 185;
+    parts.push(`<rect x="${x}" y="30" width="12" height="12" fill="${COLORS[s] ?? '#999'}"/>`);
+    parts.push(`<text x="${x + 16}" y="40">${escapeXml(label(s).replace(/ \(.*\)$/, ''))}</text>`);
+  });
+  panels.forEach((figure, index) => {
+    const px = 10 + (index % perRow) * pw;
+    const py = top + Math.floor(index / perRow) * ph;
+    const plotTop = py + 22;
+    const plotHeight = ph - 60;
+    const plotLeft = px + 8;
+    const plotWidth = pw - 24;
+    const max = Math.max(...systems.flatMap((s) => figure.systems[s] ?? [0])) * 1.1 || 1;
+    parts.push(`<text x="${px + pw / 2 - 10}" y="${py + 12}" text-anchor="middle" font-weight="bold">${escapeXml(figure.label)}</text>`);
+    parts.push(`<line x1="${plotLeft}" y1="${plotTop + plotHeight}" x2="${plotLeft + plotWidth}" y2="${plotTop + plotHeight}" stroke="#333"/>`);
+    const slot = plotWidth / systems.length;
+    systems.forEach((s, i) => {
+      const values = figure.systems[s];
+      if (!values || values.length === 0) return;
+      const sum = summarize(values);
+      const y = (v: number): number => plotTop + plotHeight - (v / max) * plotHeight;
+      const x = plotLeft + i * slot + slot * 0.15;
+      const w = slot * 0.7;
+      parts.push(`<rect x="${x.toFixed(1)}" y="${y(sum.median).toFixed(1)}" width="${w.toFixed(1)}" height="${(plotTop + plotHeight - y(sum.median)).toFixed(1)}" fill="${COLORS[s] ?? '#999'}"><title>${escapeXml(`${label(s)}: ${formatValue(sum.median)} µs (${formatValue(sum.min)}–${formatValue(sum.max)})`)}</title></rect>`);
+      const cx = (x + w / 2).toFixed(1);
+      parts.push(`<line x1="${cx}" y1="${y(sum.min).toFixed(1)}" x2="${cx}" y2="${y(sum.max).toFixed(1)}" stroke="#000"/>`);
+      parts.push(`<text x="${cx}" y="${(plotTop + plotHeight + 14).toFixed(1)}" text-anchor="middle" font-size="10" transform="rotate(30 ${cx} ${(plotTop + plotHeight + 14).toFixed(1)})">${escapeXml(formatValue(sum.median))}</text>`);
+    });
+  });
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
+
+export function writeDocs(results: BenchResults, root: string): void {
+  writeFileSync(join(root, 'docs/benchmarks.md'), markdown(results));
+  writeFileSync(join(root, 'docs/benchmarks.svg'), svg(results));
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const file = process.argv[2] ?? join(root, 'bench/results/latest.json');
+  const results = JSON.parse(readFileSync(file, 'utf8')) as BenchResults;
+  writeDocs(results, root);
+  for (const figure of results.figures) printFigure(figure);
+  console.log('wrote docs/benchmarks.md and docs/benchmarks.svg');
+}

@@ -1,0 +1,339 @@
+// `npm run bench`: every benchmark, ours next to ws, each figure over several rounds that rotate the
+// order of the systems (A B C, B C A, ...). Prints median (min-max) and the ratio to ws, saves the
+// results as JSON and regenerates docs/benchmarks.md and docs/benchmarks.svg.
+//   npm run bench -- [--quick] [--systems ours,ws,...] [--sections micro,echo,scaling,upgrades,memory]
+//                    [--rounds N] [--out FILE] [--no-docs]
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { SYSTEMS, type SystemName, rotate, sizeLabel } from './common.js';
+import type { MicroFigure } from './micro.js';
+import { type BenchResults, type Figure, formatValue, printFigure, writeDocs } from './report.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SECTIONS = ['micro', 'echo', 'scaling', 'upgrades', 'memory'] as const;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    systems: { type: 'string' },
+    sections: { type: 'string' },
+    rounds: { type: 'string' },
+    out: { type: 'string' },
+    'no-docs': { type: 'boolean', default: false },
+  },
+});
+const quick = args.quick;
+const systems = (args.systems ? args.systems.split(',') : [...SYSTEMS]) as SystemName[];
+for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}: one of ${SYSTEMS.join(', ')}`);
+const sections = args.sections ? args.sections.split(',') : [...SECTIONS];
+for (const s of sections) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown section ${s}: one of ${SECTIONS.join(', ')}`);
+const rounds = Number(args.rounds ?? (quick ? 3 : 5));
+
+/** The plan: what each mode runs. */
+const plan = quick
+  ? {
+      echo: [
+        { size: 32, text: false },
+        { size: 16 * 1024, text: false },
+        { size: 32, text: true },
+      ],
+      scaling: [1, 1000],
+      memoryConnections: 2000,
+      warmupMs: 200,
+      measureMs: 500,
+    }
+  : {
+      echo: [32, 1024, 16 * 1024, 1024 * 1024].flatMap((size) => [
+        { size, text: false },
+        { size, text: true },
+      ]),
+      scaling: [1, 100, 1000, 10_000],
+      memoryConnections: 10_000,
+      warmupMs: 300,
+      measureMs: 1000,
+    };
+const CONNECTIONS = 50;
+/** Messages in flight per connection; 1 MiB messages keep one each, so a measured second holds many round trips. */
+const inFlightFor = (size: number): number => (size >= 1 << 20 ? 1 : 8);
+/** Scaling keeps about this many messages in flight in all, however many connections carry them. */
+const SCALING_IN_FLIGHT = 400;
+const UPGRADES_IN_FLIGHT = 32;
+
+// ------------------------------------------------------------------ child processes
+
+/**
+ * Starts a node process with a raised open-file limit (10,000 connections need more than the
+ * usual 1,024): through sh, whose `ulimit -n` can go up to the hard limit, or beyond as root.
+ * `exec` keeps the pid, so /proc/<pid> is node itself.
+ */
+function node(script: string, scriptArgs: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const wrapper = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
+  return spawn('/bin/sh', ['-c', wrapper, 'sh', process.execPath, '--expose-gc', '--import', 'tsx', script, ...scriptArgs], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
+class Peer {
+  readonly child: ChildProcess;
+  #next = 1;
+  readonly #waiting = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  #exited: Promise<void>;
+
+  constructor(child: ChildProcess) {
+    this.child = child;
+    child.on('message', (message: { id?: number; result?: Record<string, unknown>; error?: string; memory?: object }) => {
+      const waiter = message.id === undefined ? undefined : this.#waiting.get(message.id);
+      if (!waiter) return;
+      this.#waiting.delete(message.id!);
+      if (message.error) waiter.reject(new Error(message.error));
+      else waiter.resolve((message.result ?? message) as Record<string, unknown>);
+    });
+    this.#exited = new Promise((resolve) => child.on('exit', () => resolve()));
+    child.on('exit', (code) => {
+      for (const waiter of this.#waiting.values()) waiter.reject(new Error(`process exited with ${code}`));
+      this.#waiting.clear();
+    });
+  }
+
+  request(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      this.child.send({ ...message, id });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    await this.#exited;
+  }
+}
+
+const notes = new Set<string>();
+
+async function startServer(system: SystemName): Promise<{ peer: Peer; port: number; pid: number }> {
+  const child = node('bench/server.ts', [system], system === 'ws-js' ? { WS_NO_BUFFER_UTIL: '1' } : {});
+  const peer = new Peer(child);
+  const port = await new Promise<number>((resolve, reject) => {
+    child.on('message', (m: { type?: string; port?: number; note?: string }) => {
+      if (m.type !== 'listening') return;
+      if (m.note) notes.add(m.note);
+      resolve(m.port!);
+    });
+    child.on('exit', (code) => reject(new Error(`server ${system} exited with ${code}`)));
+  });
+  return { peer, port, pid: child.pid! };
+}
+
+function startLoad(port: number): Peer {
+  return new Peer(node('bench/load.ts', [String(port)]));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ------------------------------------------------------------------ collecting figures
+
+const figures = new Map<string, Figure>();
+
+function record(
+  id: string,
+  meta: Omit<Figure, 'id' | 'systems'>,
+  system: string,
+  value: number,
+): void {
+  let figure = figures.get(id);
+  if (!figure) {
+    figure = { id, ...meta, systems: {} };
+    figures.set(id, figure);
+  }
+  (figure.systems[system] ??= []).push(value);
+}
+
+const echoLabel = (size: number, text: boolean): string => `${sizeLabel(size)} ${text ? 'text' : 'binary'}`;
+
+async function loadRounds(): Promise<void> {
+  const wantEcho = sections.includes('echo');
+  const wantScaling = sections.includes('scaling');
+  const wantUpgrades = sections.includes('upgrades');
+  if (!wantEcho && !wantScaling && !wantUpgrades) return;
+  for (let round = 0; round < rounds; round++) {
+    for (const system of rotate(systems, round)) {
+      const t0 = Date.now();
+      const server = await startServer(system);
+      const load = startLoad(server.port);
+      const common = { serverPid: server.pid, warmupMs: plan.warmupMs, measureMs: plan.measureMs };
+      try {
+        if (wantEcho) {
+          for (const { size, text } of plan.echo) {
+            const r = await load.request({ type: 'echo', ...common, connections: CONNECTIONS, inFlight: inFlightFor(size), size, text });
+            const key = `${text ? 'text' : 'binary'}.${size}`;
+            const group = text ? 'echo-text' : 'echo-binary';
+            const label = echoLabel(size, text);
+            record(`echo.cpu.${key}`, { section: `${group}`, metric: 'server CPU per message', label, unit: 'µs', better: 'lower', baseline: 'ws', size }, system, r.serverCpuPerMessageUs as number);
+            record(`echo.rate.${key}`, { section: `${group}-rate`, metric: 'messages per second', label, unit: 'msg/s', better: 'higher', baseline: 'ws', size }, system, r.msgsPerSecond as number);
+            record(`echo.mb.${key}`, { section: `${group}-mb`, metric: 'payload MB/s each way', label, unit: 'MB/s', better: 'higher', baseline: 'ws', size }, system, r.mbPerSecond as number);
+            record(`echo.client.${key}`, { section: `${group}-client`, metric: 'client CPU per message', label, unit: 'µs', better: 'lower', baseline: 'ws', size }, system, r.clientCpuPerMessageUs as number);
+            record(`echo.servercpu.${key}`, { section: `${group}-servercpu`, metric: 'server CPU use', label, unit: '%', better: 'lower', baseline: 'ws', size }, system, ((r.serverCpu as number) / (r.seconds as number)) * 100);
+          }
+        }
+        if (wantScaling) {
+          for (const connections of plan.scaling) {
+            const inFlight = Math.max(1, Math.round(SCALING_IN_FLIGHT / connections));
+            await load.request({ type: 'connect', count: connections });
+            const r = await load.request({ type: 'echo', ...common, connections, inFlight, size: 32, text: false });
+            const label = `${connections.toLocaleString('en-US')} × ${inFlight} in flight`;
+            record(`scaling.cpu.${connections}`, { section: 'scaling', metric: 'server CPU per message, 32 B binary', label, unit: 'µs', better: 'lower', baseline: 'ws' }, system, r.serverCpuPerMessageUs as number);
+            record(`scaling.rate.${connections}`, { section: 'scaling-rate', metric: 'messages per second, 32 B binary', label, unit: 'msg/s', better: 'higher', baseline: 'ws' }, system, r.msgsPerSecond as number);
+          }
+          await load.request({ type: 'close' });
+        }
+        if (wantUpgrades) {
+          await load.request({ type: 'close' });
+          const r = await load.request({ type: 'upgrades', ...common, inFlight: UPGRADES_IN_FLIGHT });
+          record('upgrades.rate', { section: 'upgrades', metric: 'upgrades per second', label: `${UPGRADES_IN_FLIGHT} handshakes in flight`, unit: '/s', better: 'higher', baseline: 'ws' }, system, r.upgradesPerSecond as number);
+          record('upgrades.cpu', { section: 'upgrades', metric: 'server CPU per upgrade', label: 'server CPU per upgrade', unit: 'µs', better: 'lower', baseline: 'ws' }, system, r.serverCpuPerUpgradeUs as number);
+        }
+      } catch (error) {
+        console.error(`round ${round + 1}, ${system}: ${(error as Error).message}`);
+        notes.add(`${system}, round ${round + 1}: ${(error as Error).message.split('\n')[0]}`);
+      } finally {
+        await load.stop();
+        await server.peer.stop();
+      }
+      console.error(`round ${round + 1}/${rounds} ${system}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  }
+}
+
+async function memoryRounds(): Promise<void> {
+  if (!sections.includes('memory')) return;
+  const memSystems = systems.filter((s) => s === 'framework' || s === 'ours' || s === 'ws');
+  const n = plan.memoryConnections;
+  for (let round = 0; round < rounds; round++) {
+    for (const system of rotate(memSystems, round)) {
+      const server = await startServer(system);
+      const load = startLoad(server.port);
+      try {
+        const base = (await server.peer.request({ type: 'memory' })).memory as NodeJS.MemoryUsage;
+        await load.request({ type: 'connect', count: n });
+        await sleep(300);
+        const idle = (await server.peer.request({ type: 'memory' })).memory as NodeJS.MemoryUsage;
+        await load.request({ type: 'partial', size: 64 * 1024 });
+        await sleep(quick ? 300 : 700);
+        const busy = (await server.peer.request({ type: 'memory' })).memory as NodeJS.MemoryUsage;
+        const per = (after: NodeJS.MemoryUsage, key: 'rss' | 'heapUsed'): number => (after[key] - base[key]) / n / 1000;
+        const label = `${n.toLocaleString('en-US')} connections`;
+        record('memory.idle.rss', { section: 'memory', metric: 'RSS per idle connection', label: `idle, ${label}: RSS`, unit: 'KB', better: 'lower', baseline: 'ws' }, system, per(idle, 'rss'));
+        record('memory.idle.heap', { section: 'memory', metric: 'JS heap per idle connection', label: `idle, ${label}: JS heap`, unit: 'KB', better: 'lower', baseline: 'ws' }, system, per(idle, 'heapUsed'));
+        record('memory.busy.rss', { section: 'memory', metric: 'RSS per connection, 64 KiB message in flight', label: `64 KiB in flight, ${label}: RSS`, unit: 'KB', better: 'lower', baseline: 'ws' }, system, per(busy, 'rss'));
+        record('memory.busy.heap', { section: 'memory', metric: 'JS heap per connection, 64 KiB message in flight', label: `64 KiB in flight, ${label}: JS heap`, unit: 'KB', better: 'lower', baseline: 'ws' }, system, per(busy, 'heapUsed'));
+      } catch (error) {
+        console.error(`memory round ${round + 1}, ${system}: ${(error as Error).message}`);
+        notes.add(`memory, ${system}, round ${round + 1}: ${(error as Error).message.split('\n')[0]}`);
+      } finally {
+        await load.stop();
+        await server.peer.stop();
+      }
+    }
+    console.error(`memory round ${round + 1}/${rounds} done`);
+  }
+}
+
+async function microRounds(): Promise<void> {
+  if (!sections.includes('micro')) return;
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/micro.ts', '--rounds', String(rounds), ...(quick ? ['--quick'] : [])], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) {
+    notes.add(`micro benchmarks exited with ${code}`);
+    return;
+  }
+  for (const f of (JSON.parse(out) as { figures: MicroFigure[] }).figures) {
+    figures.set(f.id, { id: f.id, section: f.section, metric: f.unit, label: f.label, unit: f.unit, better: f.better, baseline: f.baseline, systems: f.systems });
+    if (f.secondary) {
+      figures.set(`${f.id}.secondary`, { id: `${f.id}.secondary`, section: `${f.section}-secondary`, metric: f.secondary.unit, label: f.label, unit: f.secondary.unit, better: f.better, baseline: f.baseline, systems: f.secondary.systems });
+    }
+  }
+  console.error('micro done');
+}
+
+function machine(): BenchResults['machine'] {
+  const list = cpus();
+  let kernel = '';
+  try {
+    kernel = execFileSync('uname', ['-sr'], { encoding: 'utf8' }).trim();
+  } catch {
+    kernel = process.platform;
+  }
+  let bufferutilVersion = '';
+  let wsVersion = '';
+  try {
+    bufferutilVersion = (JSON.parse(readFileSync(join(root, 'node_modules/bufferutil/package.json'), 'utf8')) as { version: string }).version;
+    wsVersion = (JSON.parse(readFileSync(join(root, 'node_modules/ws/package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    // reported as unknown
+  }
+  return {
+    cpu: list[0]?.model ?? 'unknown',
+    cores: list.length,
+    memoryGB: Math.round(Number(execFileSync('sh', ['-c', "awk '/MemTotal/ {print $2}' /proc/meminfo"], { encoding: 'utf8' })) / 1e6),
+    node: process.version,
+    kernel,
+    ws: wsVersion,
+    bufferutil: bufferutilVersion,
+  };
+}
+
+const started = Date.now();
+const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
+console.error(`${command}: ${rounds} rounds, systems ${systems.join(', ')}, sections ${sections.join(', ')}`);
+await microRounds();
+await loadRounds();
+await memoryRounds();
+
+const results: BenchResults = {
+  command,
+  date: new Date(started).toISOString(),
+  durationSeconds: Math.round((Date.now() - started) / 1000),
+  rounds,
+  quick,
+  systems,
+  machine: machine(),
+  setup: {
+    connections: CONNECTIONS,
+    inFlight: 'K = 8 messages per connection (1 for 1 MiB)',
+    warmupMs: plan.warmupMs,
+    measureMs: plan.measureMs,
+    scalingInFlight: SCALING_IN_FLIGHT,
+    upgradesInFlight: UPGRADES_IN_FLIGHT,
+    memoryConnections: plan.memoryConnections,
+  },
+  notes: [...notes],
+  figures: [...figures.values()],
+};
+
+for (const figure of results.figures) printFigure(figure);
+for (const note of results.notes) console.log(`note: ${note}`);
+
+const out = args.out ?? join(root, 'bench/results', `bench-${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`);
+mkdirSync(dirname(out), { recursive: true });
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+writeFileSync(out, JSON.stringify(results, null, 1) + '\n');
+writeFileSync(join(root, 'bench/results/latest.json'), JSON.stringify(results, null, 1) + '\n');
+console.log(`results: ${relative(process.cwd(), out)} (and bench/results/latest.json)`);
+if (!args['no-docs']) {
+  writeDocs(results, root);
+  console.log('wrote docs/benchmarks.md and docs/benchmarks.svg');
+}
+console.log(`took ${formatValue(results.durationSeconds, 's')} s`);
