@@ -57,6 +57,12 @@ export interface WebSocketOptions {
   maxBufferedAmount?: number;
   /** 'close': fail with 1008 (WS_ERR_SLOW_CONSUMER) and free the buffer; 'drop': drop the message (send returns false). Default 'close'. */
   slowConsumer?: 'close' | 'drop';
+  /** A request with more header fields than this is refused with 431 (node:http caps only their size). Default 100. */
+  maxHeaders?: number;
+  /** WebSocketRouter: at most this many live connections; more are refused with 503. 0: no limit. Default 10,000. */
+  maxConnections?: number;
+  /** WebSocketRouter: at most this many live connections per remote address; more get 429. 0: off (the default: proxies share one address). */
+  maxConnectionsPerIp?: number;
 }
 
 export interface ResolvedOptions {
@@ -75,6 +81,9 @@ export interface ResolvedOptions {
   idleTimeout: number;
   maxBufferedAmount: number;
   slowConsumer: 'close' | 'drop';
+  maxHeaders: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
 }
 
 export const DEFAULT_OPTIONS: ResolvedOptions = {
@@ -93,6 +102,9 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   idleTimeout: 0,
   maxBufferedAmount: 4 * 1024 * 1024,
   slowConsumer: 'close',
+  maxHeaders: 100,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 0,
 };
 
 /** Merges option layers (later wins; undefined values are skipped) over the defaults. */
@@ -113,6 +125,9 @@ export function resolveOptions(...layers: (WebSocketOptions | undefined)[]): Res
     if (!(options[name] >= 0 && options[name] < 2 ** 31)) throw new RangeError(`${name} must be a number of milliseconds (0 turns it off)`);
   }
   if (!(options.maxBufferedAmount >= 0)) throw new RangeError('maxBufferedAmount must be a number of bytes');
+  for (const name of ['maxHeaders', 'maxConnections', 'maxConnectionsPerIp'] as const) {
+    if (!Number.isInteger(options[name]) || options[name] < 0) throw new RangeError(`${name} must be a whole number (0: no limit)`);
+  }
   if (options.slowConsumer !== 'close' && options.slowConsumer !== 'drop') throw new RangeError("slowConsumer must be 'close' or 'drop'");
   const origins: unknown = options.origins;
   if (!(origins === undefined || origins === '*' || typeof origins === 'function' || Array.isArray(origins))) {

@@ -8,6 +8,7 @@ import { HandshakeError } from '../protocol/errors.js';
 import { acceptHandshake, rejectResponse } from '../protocol/handshake.js';
 import { withCompression } from '../protocol/deflate.js';
 import { resolveOptions, type WebSocketOptions } from './options.js';
+import { checkHeaderCount } from './limits.js';
 import { checkOrigin } from './origin.js';
 import { ConnectionTrace } from './trace.js';
 import { WebSocketConnection } from './transport.js';
@@ -47,12 +48,16 @@ export function acceptWebSocket(
 ): WebSocketConnection | null {
   const resolved = resolveOptions(options);
   const selectProtocol = resolved.selectProtocol;
-  // Cross-site WebSocket hijacking (RFC 6455 §10.2): refused with 403 before any user code runs.
-  const handshake = checkOrigin(request, resolved.origins) ?? acceptHandshake(request, {
-    selectProtocol: selectProtocol && ((offered) => selectProtocol(offered, request)),
-    extensions: withCompression(resolved.extensions, resolved.compression),
-    headers: resolved.headers,
-  });
+  // Admission first, before any user code runs: too many header fields (431), then cross-site
+  // WebSocket hijacking (RFC 6455 §10.2: a browser page from another host, 403).
+  const handshake =
+    (resolved.maxHeaders > 0 ? checkHeaderCount(request, resolved.maxHeaders) : null) ??
+    checkOrigin(request, resolved.origins) ??
+    acceptHandshake(request, {
+      selectProtocol: selectProtocol && ((offered) => selectProtocol(offered, request)),
+      extensions: withCompression(resolved.extensions, resolved.compression),
+      headers: resolved.headers,
+    });
   const trace = new ConnectionTrace(request, resolved.trace);
   if (handshake instanceof HandshakeError) {
     trace.handshake(handshake.status, '', '', handshake);

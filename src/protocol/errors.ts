@@ -62,6 +62,8 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_ORIGIN'
   | 'WS_ERR_HANDSHAKE_NOT_FOUND'
   | 'WS_ERR_HANDSHAKE_FULL'
+  | 'WS_ERR_HANDSHAKE_IP_LIMIT'
+  | 'WS_ERR_HANDSHAKE_HEADERS'
   | 'WS_ERR_HANDSHAKE_REJECTED';
 
 /** A refused opening handshake (RFC 6455 §4.2.1): answered with `status`, `headers` and `message` as the body. */

@@ -1,0 +1,61 @@
+// Admission limits checked before a handshake is accepted: how many header fields a request may
+// carry, how many connections a router holds, and how many one address may hold. Each refusal is a
+// HandshakeError, answered like any other with its status and a one-line reason.
+
+import type { IncomingMessage } from 'node:http';
+import { HandshakeError } from '../protocol/errors.js';
+
+/**
+ * A request with more header fields than `max` gets 431. node:http caps the head's size (16 KiB,
+ * 431) but not the number of fields: past `maxHeadersCount` (2000) it silently drops the rest, so a
+ * request is refused whole rather than judged on a truncated head.
+ */
+export function checkHeaderCount(request: IncomingMessage, max: number): HandshakeError | null {
+  const count = request.rawHeaders.length >>> 1;
+  if (count <= max) return null;
+  return new HandshakeError('WS_ERR_HANDSHAKE_HEADERS', 431, `too many header fields (at most ${max})`);
+}
+
+/** A slot taken by an admitted connection; release() it once, when the connection is over. */
+export type Release = () => void;
+
+/**
+ * Counts live connections, in all and per remote address. admit() refuses with 503 when `max`
+ * are open and with 429 when the request's address already holds `maxPerIp` (0: no limit). The
+ * per-address count is off by default: behind a proxy every client has the proxy's address.
+ */
+export class ConnectionLimiter {
+  #open = 0;
+  readonly #perIp = new Map<string, number>();
+
+  /** Live connections admitted and not yet released. */
+  get size(): number {
+    return this.#open;
+  }
+
+  admit(request: IncomingMessage, max: number, maxPerIp: number): Release | HandshakeError {
+    if (max > 0 && this.#open >= max) {
+      return new HandshakeError('WS_ERR_HANDSHAKE_FULL', 503, 'server full: too many WebSocket connections', { 'Retry-After': '5' });
+    }
+    const ip = maxPerIp > 0 ? (request.socket?.remoteAddress ?? '') : '';
+    if (maxPerIp > 0) {
+      const held = this.#perIp.get(ip) ?? 0;
+      if (held >= maxPerIp) {
+        return new HandshakeError('WS_ERR_HANDSHAKE_IP_LIMIT', 429, `too many WebSocket connections from one address (at most ${maxPerIp})`);
+      }
+      this.#perIp.set(ip, held + 1);
+    }
+    this.#open++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#open--;
+      if (maxPerIp > 0) {
+        const held = this.#perIp.get(ip)! - 1;
+        if (held === 0) this.#perIp.delete(ip);
+        else this.#perIp.set(ip, held);
+      }
+    };
+  }
+}
