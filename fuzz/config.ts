@@ -5,14 +5,14 @@
 
 import fc from 'fast-check';
 
-const runs = Number(process.env['FUZZ_RUNS'] ?? '100');
+const runs = Number(process.env['FUZZ_RUNS'] ?? '300');
 const seedText = process.env['FUZZ_SEED'];
 
 /** The seed of this process's runs: FUZZ_SEED, or drawn now. */
 export const seed = seedText !== undefined && seedText !== '' ? Number(seedText) : (Date.now() ^ (Math.random() * 0x100000000)) | 0;
 
 /** Base number of runs (FUZZ_RUNS). */
-export const numRuns = Number.isFinite(runs) && runs > 0 ? Math.floor(runs) : 100;
+export const numRuns = Number.isFinite(runs) && runs > 0 ? Math.floor(runs) : 300;
 
 let printed = false;
 

@@ -137,8 +137,14 @@ export function acceptHandshake(request: UpgradeRequest, options: HandshakeOptio
 
   let protocol = '';
   if (options.selectProtocol) {
-    const chosen = options.selectProtocol(parseProtocolHeader(single(headers['sec-websocket-protocol'])));
+    const offered = parseProtocolHeader(single(headers['sec-websocket-protocol']));
+    const chosen = options.selectProtocol(offered);
     if (chosen instanceof HandshakeError) return chosen;
+    // §4.2.2: the value MUST be one the client offered (a client fails the connection otherwise);
+    // this also keeps whatever the hook returned (a CR LF, say) out of the response head.
+    if (chosen && !offered.includes(chosen)) {
+      return new HandshakeError('WS_ERR_HANDSHAKE_PROTOCOL', 500, 'the selected subprotocol was not one the client offered');
+    }
     if (chosen) protocol = chosen;
   }
 

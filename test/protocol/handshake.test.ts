@@ -283,6 +283,20 @@ describe('4.2.2 Subprotocol selection', () => {
     );
   });
 
+  test('a hook choosing a protocol the client did not offer is refused with 500, keeping its value out of the response', () => {
+    // Regression: the choice went into the 101 response unchecked; RFC 6455 §4.2.2 requires one of
+    // the offered values, and a value with CR LF could inject header lines.
+    const message = 'the selected subprotocol was not one the client offered';
+    for (const choice of ['superchat', 'chat\r\nSet-Cookie: a=b', 'Chat']) {
+      assertRejected(acceptHandshake(request({ 'sec-websocket-protocol': 'chat' }), { selectProtocol: () => choice }), {
+        status: 500,
+        code: 'WS_ERR_HANDSHAKE_PROTOCOL',
+        message,
+        response: refusal('500 Internal Server Error', message),
+      });
+    }
+  });
+
   test('without a hook an offered protocol is ignored', () => {
     assert.equal(accepted(acceptHandshake(request({ 'sec-websocket-protocol': 'chat' }))).protocol, '');
   });
