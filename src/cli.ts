@@ -75,7 +75,7 @@ async function parseSettings(argv: string[]): Promise<Settings> {
   }
   if (positionals[0] !== 'serve') usageError(positionals.length === 0 ? 'no command given' : `unknown command "${positionals[0]}"`);
   if (positionals.length !== 2) usageError('serve takes exactly one handlers folder');
-  const portText = values.port ?? process.env['PORT'] ?? '8080';
+  const portText = values.port ?? (process.env['PORT'] || '8080');
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65535) usageError(`--port must be a port number (0-65535), not "${portText}"`);
   const workers = Number(values.workers);
