@@ -3,6 +3,8 @@
 // compressed message each way, with compression off, on with context takeover (the default), and
 // on without it. Clients are raw sockets in this process, so the server's numbers are its own.
 //   node --import tsx bench/deflate-memory.ts [--connections 10000]
+// With --params it instead compares settings (window bits, memLevel, level) on a stream of chat
+// messages: compressed size and CPU time per message, with context takeover.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -11,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { deflateRawSync } from 'node:zlib';
 import { acceptWebSocket } from '../src/node/upgrade.js';
-import { deflateMemory, type PerMessageDeflateOptions } from '../src/protocol/deflate.js';
+import { PerMessageDeflate, deflateMemory, type PerMessageDeflateOptions } from '../src/protocol/deflate.js';
 import type { WebSocketConnection } from '../src/node/transport.js';
 
 interface Sample {
@@ -142,8 +144,47 @@ async function run(scenario: Scenario, count: number): Promise<{ idle: Sample; a
   return { base, idle, after, ms: Date.now() - started };
 }
 
+/** Chat-like JSON messages of 60-400 bytes, varied enough that history helps but does not trivialise. */
+function chatMessages(count: number): Buffer[] {
+  const users = ['alice', 'bob', 'carol', 'dave', 'erin'];
+  const words = 'the quick brown fox jumps over lazy dog hello world meeting today tomorrow lunch code review deploy release bug fix ship it'.split(' ');
+  let seed = 7;
+  const rand = (n: number): number => (seed = (seed * 48271) % 0x7fffffff) % n;
+  return Array.from({ length: count }, (_, i) => {
+    const text = Array.from({ length: 5 + rand(50) }, () => words[rand(words.length)]).join(' ');
+    return Buffer.from(JSON.stringify({ type: 'message', id: 100000 + i, user: users[rand(users.length)], room: 'general', text, ts: 1764150000000 + i * 1000 }));
+  });
+}
+
+function compareParams(): void {
+  const messages = chatMessages(5000);
+  const raw = messages.reduce((sum, m) => sum + m.length, 0);
+  console.log(`${messages.length} chat messages, ${(raw / messages.length).toFixed(0)} bytes on average, threshold 0`);
+  console.log('| context takeover | window bits | memLevel | level | compressed size | µs per message (compress + inflate) | window kept per direction |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const settings = [[true, 10, 5, 6], [true, 12, 5, 6], [true, 12, 8, 6], [true, 12, 5, 1], [true, 12, 5, 9], [true, 15, 5, 6], [true, 15, 8, 6], [false, 12, 5, 6], [false, 15, 8, 6]] as const;
+  for (const [takeover, bits, memLevel, level] of settings) {
+    const common = { threshold: 0, level, memLevel, ownNoContextTakeover: !takeover, peerNoContextTakeover: !takeover };
+    const sender = new PerMessageDeflate({ ...common, ownWindowBits: bits, peerWindowBits: bits });
+    const receiver = new PerMessageDeflate({ ...common, ownWindowBits: bits, peerWindowBits: bits });
+    let wire = 0;
+    const start = process.hrtime.bigint();
+    for (const message of messages) {
+      const sent = sender.encode(message) ?? message;
+      wire += sent.length;
+      if (sent !== message) receiver.decode(sent, 1 << 20);
+    }
+    const us = Number(process.hrtime.bigint() - start) / 1000 / messages.length;
+    const kept = takeover ? `${2 ** bits / 1024} KiB` : 'none';
+    console.log(`| ${takeover ? 'yes' : 'no'} | ${bits} | ${memLevel} | ${level} | ${((wire / raw) * 100).toFixed(1)} % | ${us.toFixed(1)} | ${kept} |`);
+    sender.dispose();
+    receiver.dispose();
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { connections: { type: 'string', default: '10000' } } });
+  const { values } = parseArgs({ options: { connections: { type: 'string', default: '10000' }, params: { type: 'boolean', default: false } } });
+  if (values.params) return compareParams();
   const count = Number(values.connections);
   const offer = 'permessage-deflate; client_max_window_bits';
   const scenarios: Scenario[] = [
