@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { HandshakeError } from '../protocol/errors.js';
 import type { WebSocketOptions } from '../node/options.js';
-import type { WebSocketConnection } from '../node/transport.js';
+import type { SendOptions, WebSocketConnection } from '../node/transport.js';
 import type { MaybePromise, MessageType, SendData } from '../node/types.js';
 
 /**
@@ -107,14 +107,15 @@ export class WebSocketHandler {
    * Returns `false` without sending when the connection is defunct (closing, closed or failed),
    * as PEF did. Otherwise the message is queued and the result says whether buffered output is
    * still at or below the high-water mark: on `false`, wait for {@link WebSocketHandler.onDrain}.
+   * `{ compress: false }` sends this one message uncompressed when permessage-deflate is on.
    */
-  send(data: SendData, type: MessageType = 'text'): boolean {
+  send(data: SendData, type: MessageType = 'text', options?: SendOptions): boolean {
     const connection = (this as BoundHandler)[CONNECTION];
     if (connection === undefined) {
       if (type !== 'text' && type !== 'binary') throw new TypeError(`unknown message type ${String(type)}: 'text' or 'binary'`);
       return false;
     }
-    return connection.send(data, type);
+    return connection.send(data, type, options);
   }
 
   /**
