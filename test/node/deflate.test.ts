@@ -11,6 +11,11 @@ import { CloseCode } from '../../src/protocol/constants.js';
 import { deflateMemory, type PerMessageDeflateOptions } from '../../src/protocol/deflate.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import { resolveOptions, type WebSocketOptions } from '../../src/node/options.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketHandler } from '../../src/framework/handler.js';
+import { WebSocketRouter } from '../../src/framework/router.js';
+import type { MessageType } from '../../src/node/types.js';
 
 /** An echo server: every message goes back with its type. */
 function echo(options: WebSocketOptions = {}): Promise<Harness> {
@@ -187,6 +192,37 @@ describe('the compression option', () => {
       await closeClient(client);
     } finally {
       await harness.close();
+    }
+  });
+});
+
+describe('compression per handler class', () => {
+  test('static options = { compression: false } turns compression off for that class only (PEF no_compression)', async () => {
+    class Compressed extends WebSocketHandler {
+      override onMessage(message: string | Buffer, type: MessageType): void {
+        this.send(message, type);
+      }
+    }
+    class Plain extends Compressed {
+      static options = { compression: false };
+    }
+    const router = new WebSocketRouter().route('/compressed', Compressed).route('/plain', Plain);
+    const server = createServer();
+    router.attach(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      for (const [path, extensions] of [['/compressed', 'permessage-deflate'], ['/plain', '']] as const) {
+        const client = new WebSocket(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate: true });
+        await once(client, 'open');
+        assert.equal(client.extensions, extensions, path);
+        assert.deepEqual(await roundTrip(client, [TEXT]), [TEXT]);
+        await closeClient(client);
+      }
+    } finally {
+      await router.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });
