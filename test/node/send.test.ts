@@ -1,0 +1,211 @@
+// Sending on a real socket: the types send() takes, what a defunct connection does, backpressure
+// (send() returning false, onDrain once per time the buffer empties, bufferedAmount), and the
+// promise that sends made while handling one socket read leave in one write.
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { CloseCode, Opcode } from '../../src/protocol/constants.js';
+import type { MessageType } from '../../src/node/types.js';
+import { Harness, tick, type Session } from './harness.js';
+import { RawClient, clientFrame, closePayload, parseFrame } from '../helpers/net.js';
+
+const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
+
+async function open(options: Parameters<typeof Harness.start>[0] = {}): Promise<{ harness: Harness; client: RawClient; session: Session }> {
+  const harness = await Harness.start(options);
+  const { client } = await RawClient.open(harness.port);
+  const session = await harness.session();
+  await session.waitFor('onOpen');
+  return { harness, client, session };
+}
+
+async function finish(harness: Harness, client: RawClient, session: Session): Promise<void> {
+  client.destroy();
+  await session.closed();
+  await harness.close();
+}
+
+describe('send() and its types', () => {
+  test('a string sent as binary goes out as its UTF-8 bytes in a binary frame', async () => {
+    const { harness, client, session } = await open();
+    assert.equal(session.ws.send('héllo', 'binary'), true);
+    assert.deepEqual((await client.readFrame()).bytes, hex('82 06 68 c3 a9 6c 6c 6f'));
+    await finish(harness, client, session);
+  });
+
+  test('a valid UTF-8 Buffer sent as text goes out as a text frame, and text is the default type', async () => {
+    const { harness, client, session } = await open();
+    session.ws.send(Buffer.from('hé'), 'text');
+    session.ws.send('ok');
+    assert.deepEqual(await client.readBytes(9), hex('81 03 68 c3 a9 81 02 6f 6b'));
+    assert.equal(client.pending, 0);
+    await finish(harness, client, session);
+  });
+
+  test('a Uint8Array, an ArrayBuffer and a DataView are sent as their bytes', async () => {
+    const { harness, client, session } = await open();
+    const bytes = Uint8Array.of(9, 8, 7, 6);
+    session.ws.send(bytes.subarray(1, 3), 'binary');
+    session.ws.send(Uint8Array.of(1, 2).buffer, 'binary');
+    session.ws.send(new DataView(bytes.buffer, 2, 2), 'binary');
+    assert.deepEqual(await client.readBytes(12), hex('82 02 08 07 82 02 01 02 82 02 07 06'));
+    await finish(harness, client, session);
+  });
+
+  test('invalid UTF-8 sent as text throws TypeError and sends nothing', async () => {
+    const { harness, client, session } = await open();
+    assert.throws(() => session.ws.send(hex('68 ff'), 'text'), { name: 'TypeError', message: 'a text message must be valid UTF-8' });
+    session.ws.send('next');
+    assert.deepEqual((await client.readFrame()).bytes, hex('81 04 6e 65 78 74'));
+    await finish(harness, client, session);
+  });
+
+  test('an unknown message type throws TypeError and sends nothing', async () => {
+    const { harness, client, session } = await open();
+    assert.throws(() => session.ws.send('x', 'json' as MessageType), {
+      name: 'TypeError',
+      message: "unknown message type json: 'text' or 'binary'",
+    });
+    assert.throws(() => session.ws.send(42 as unknown as string, 'binary'), {
+      name: 'TypeError',
+      message: 'send() takes a string, a Buffer, a typed array or an ArrayBuffer',
+    });
+    session.ws.send('next');
+    assert.deepEqual((await client.readFrame()).bytes, hex('81 04 6e 65 78 74'));
+    await finish(harness, client, session);
+  });
+
+  test('send and ping after close() return false and nothing follows the Close on the wire', async () => {
+    const { harness, client, session } = await open();
+    session.ws.close(CloseCode.GoingAway, 'bye');
+    assert.equal(session.ws.send('late'), false);
+    assert.equal(session.ws.send(Buffer.of(1), 'binary'), false);
+    assert.equal(session.ws.ping(), false);
+    assert.deepEqual(await client.readBytes(7), hex('88 05 03 e9 62 79 65'));
+    client.sendFrame(Opcode.Close, closePayload(CloseCode.GoingAway));
+    await client.expectEnd();
+    assert.deepEqual(await session.closed(), [CloseCode.GoingAway, '']);
+    assert.equal(session.ws.send('after onClose'), false);
+    await harness.close();
+  });
+
+  test('a defunct connection still refuses what could never be sent with TypeError', async () => {
+    const { harness, client, session } = await open();
+    session.ws.close();
+    assert.throws(() => session.ws.send(42 as unknown as string, 'text'), {
+      name: 'TypeError',
+      message: 'send() takes a string, a Buffer, a typed array or an ArrayBuffer',
+    });
+    assert.throws(() => session.ws.send('x', 'json' as MessageType), { name: 'TypeError' });
+    await finish(harness, client, session);
+  });
+});
+
+describe('backpressure', () => {
+  test('send() returns false once the client stops reading, and onDrain fires exactly once when it empties', async () => {
+    const { harness, client, session } = await open();
+    const chunk = Buffer.alloc(16 * 1024, 0x5a);
+    const frameBytes = 4 + chunk.length;
+    client.socket.pause();
+    let sent = 0;
+    for (;;) {
+      sent++;
+      if (!session.ws.send(chunk, 'binary')) break;
+      await tick();
+    }
+    assert.ok(session.ws.bufferedAmount > 64 * 1024, `bufferedAmount ${session.ws.bufferedAmount}`);
+    const drainsBefore = session.callsOf('onDrain').length;
+    // Resuming the reader lets the socket empty: one onDrain for that one emptying.
+    client.socket.resume();
+    const all = await client.readBytes(sent * frameBytes);
+    await session.waitFor('onDrain', drainsBefore + 1);
+    await tick();
+    await tick();
+    assert.equal(session.callsOf('onDrain').length, drainsBefore + 1);
+    assert.equal(session.ws.bufferedAmount, 0);
+    for (let offset = 0; offset < all.length; offset += frameBytes) {
+      const frame = parseFrame(all.subarray(offset))!;
+      assert.equal(frame.opcode, Opcode.Binary);
+      assert.deepEqual(frame.payload, chunk);
+    }
+    // The next send empties out again: one more onDrain.
+    assert.equal(session.ws.send('more'), true);
+    await client.readBytes(6);
+    await session.waitFor('onDrain', drainsBefore + 2);
+    await tick();
+    assert.equal(session.callsOf('onDrain').length, drainsBefore + 2);
+    await finish(harness, client, session);
+  });
+
+  test('bufferedAmount counts queued frames until they are written, then drops to 0', async () => {
+    const { harness, client, session } = await open();
+    assert.equal(session.ws.bufferedAmount, 0);
+    session.ws.send('abc');
+    session.ws.send(Buffer.alloc(200), 'binary');
+    assert.equal(session.ws.bufferedAmount, 5 + 204);
+    await client.readBytes(5 + 204);
+    await session.waitFor('onDrain');
+    assert.equal(session.ws.bufferedAmount, 0);
+    await finish(harness, client, session);
+  });
+
+  test('send() returns false as soon as more than highWaterMark bytes are queued', async () => {
+    const { harness, client, session } = await open({ options: { highWaterMark: 10 } });
+    assert.equal(session.ws.send('12345678'), true); // 10 bytes with its header
+    assert.equal(session.ws.send('x'), false); // 13 bytes
+    assert.deepEqual(await client.readBytes(13), Buffer.concat([hex('81 08'), Buffer.from('12345678'), hex('81 01 78')]));
+    await finish(harness, client, session);
+  });
+});
+
+describe('one write per read', () => {
+  const echo = (session: Session) => ({
+    onMessage: (message: string | Buffer, type: MessageType) => void session.ws.send(message, type),
+  });
+
+  test('replies to a batch of messages read at once, and the pong, leave in one socket write, in order', async () => {
+    const { harness, client, session } = await open({ hooks: echo });
+    const frames: Buffer[] = [];
+    const expected: Buffer[] = [];
+    for (let i = 0; i < 10; i++) {
+      if (i === 5) {
+        frames.push(clientFrame(Opcode.Ping, 'p'));
+        expected.push(hex('8a 01 70'));
+      }
+      frames.push(clientFrame(Opcode.Text, `m${i}`));
+      expected.push(Buffer.concat([hex('81 02 6d'), Buffer.from(String(i))]));
+    }
+    const writesBefore = session.writes;
+    client.write(Buffer.concat(frames));
+    await session.waitFor('onMessage', 10);
+    const want = Buffer.concat(expected);
+    assert.deepEqual(await client.readBytes(want.length), want);
+    assert.equal(session.writes - writesBefore, 1);
+    await finish(harness, client, session);
+  });
+
+  test('sends made by async hooks after an await, for one read, also leave in one write', async () => {
+    const { harness, client, session } = await open({
+      hooks: (s) => ({
+        async onMessage(message: string | Buffer, type: MessageType) {
+          await null;
+          s.ws.send(message, type);
+        },
+      }),
+    });
+    const writesBefore = session.writes;
+    client.write(Buffer.concat([clientFrame(Opcode.Text, 'a'), clientFrame(Opcode.Text, 'b'), clientFrame(Opcode.Text, 'c')]));
+    assert.deepEqual(await client.readBytes(9), hex('81 01 61 81 01 62 81 01 63'));
+    assert.equal(session.writes - writesBefore, 1);
+    await finish(harness, client, session);
+  });
+
+  test('sends made in one turn outside any read are joined into one write', async () => {
+    const { harness, client, session } = await open();
+    const writesBefore = session.writes;
+    for (let i = 0; i < 5; i++) session.ws.send(String(i));
+    assert.deepEqual(await client.readBytes(15), hex('81 01 30 81 01 31 81 01 32 81 01 33 81 01 34'));
+    assert.equal(session.writes - writesBefore, 1);
+    await finish(harness, client, session);
+  });
+});
