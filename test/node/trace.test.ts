@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { acceptWebSocket, type WebSocketConnection, type WebSocketOptions } from '../../src/index.js';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { ProtocolError, HandshakeError } from '../../src/protocol/errors.js';
@@ -141,6 +142,37 @@ describe('trace lines', () => {
       `#${id} out close fin=1 rsv=000 masked=0 len=33 code=1007 reason="${reason}" hex=03ef696e76616c6964205554462d3820...`,
       `#${id} error WS_ERR_INVALID_UTF8 close=1007 "${reason}"`,
       `#${id} closed code=1007 reason="${reason}"`,
+    ]);
+    await stop(echo, socket);
+  });
+
+  test('with permessage-deflate the handshake line names the extension and a compressed frame shows RSV1', async () => {
+    const lines: string[] = [];
+    const echo = await echoServer({ trace: (line) => lines.push(line) });
+    // RFC 7692 §7.2.1: DEFLATE with a sync flush, its final 00 00 ff ff removed.
+    const deflated = deflateRawSync('hello', { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    const compressed = deflated.subarray(0, deflated.length - 4);
+    const socket = await client(
+      echo.port,
+      '/z',
+      [
+        Buffer.concat(encodeFrame(Opcode.Text, compressed, { rsv: 0x40, mask: MASK })),
+        frame(Opcode.Close, encodeClosePayload(CloseCode.Normal)),
+      ],
+      'Sec-WebSocket-Extensions: permessage-deflate\r\n',
+    );
+    await echo.closed;
+    const extensions = echo.connections[0]!.extensions;
+    assert.match(extensions, /^permessage-deflate/);
+    const id = idOf(lines[0]!);
+    assert.deepEqual(lines, [
+      `#${id} handshake 101 url="/z" protocol="" extensions=${JSON.stringify(extensions)}`,
+      `#${id} in text fin=1 rsv=100 masked=1 len=${compressed.length} hex=${compressed.toString('hex')}`,
+      // Under the threshold of 96 bytes the reply goes uncompressed.
+      `#${id} out text fin=1 rsv=000 masked=0 len=5 hex=68656c6c6f`,
+      `#${id} in close fin=1 rsv=000 masked=1 len=2 code=1000 reason="" hex=03e8`,
+      `#${id} out close fin=1 rsv=000 masked=0 len=2 code=1000 reason="" hex=03e8`,
+      `#${id} closed code=1000 reason=""`,
     ]);
     await stop(echo, socket);
   });
