@@ -1,16 +1,17 @@
 // Every code block in the docs runs. A block right after `<!-- file: PATH -->` is a copy of (a
 // part of) that file, which a test runs: it must appear in it verbatim, with the examples' relative
 // import of src/index.js read as 'pef-front-websocket'. Every other ts/js block is extracted and
-// type-checked against src/, the package name mapped to src/index.ts. Blocks marked sh, text,
-// html, json, ini or perl are not TypeScript and are skipped here; a block with no language fails.
+// type-checked against src/, the package name mapped to src/index.ts; a doc may declare the
+// variables its fragments use in a hidden `<!-- context:ts ... -->` comment. Blocks marked sh,
+// text, html, json, ini or perl are not TypeScript and are skipped here; a block with no language fails.
 
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { docFiles, extractBlocks, type CodeBlock } from './markdown.js';
+import { docFiles, extractBlocks, extractContext } from './markdown.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -18,12 +19,35 @@ const TYPESCRIPT = new Set(['ts', 'typescript', 'mts']);
 const JAVASCRIPT = new Set(['js', 'javascript', 'mjs']);
 const NOT_CODE = new Set(['sh', 'bash', 'shell', 'console', 'text', 'txt', 'html', 'json', 'jsonc', 'ini', 'perl', 'pl', 'diff', 'http', 'yaml']);
 
-const blocks = docFiles().flatMap((doc) => extractBlocks(doc, readFileSync(join(root, doc), 'utf8')));
+const texts = new Map(docFiles().map((doc) => [doc, readFileSync(join(root, doc), 'utf8')] as const));
+const blocks = [...texts].flatMap(([doc, text]) => extractBlocks(doc, text));
 
 /** The examples import the package from src/ by a relative path; the docs show the package name. */
 function asPublished(code: string): string {
   return code.replace(/(['"])(?:\.\.\/)+src\/index\.js\1/g, "'pef-front-websocket'");
 }
+
+const OPTIONS: ts.CompilerOptions = {
+  target: ts.ScriptTarget.ES2022,
+  module: ts.ModuleKind.NodeNext,
+  moduleResolution: ts.ModuleResolutionKind.NodeNext,
+  lib: ['lib.es2023.d.ts'],
+  types: ['node'],
+  typeRoots: [join(root, 'node_modules', '@types')],
+  strict: true,
+  noEmit: true,
+  skipLibCheck: true,
+  noImplicitOverride: true,
+  verbatimModuleSyntax: true,
+  // A doc's context has no import or export and must stay a global script (blocks get `export {}`).
+  moduleDetection: ts.ModuleDetectionKind.Legacy,
+  paths: {
+    'pef-front-websocket': [join(root, 'src', 'index.ts')],
+    'pef-front-websocket/protocol': [join(root, 'src', 'protocol', 'index.ts')],
+  },
+};
+// JavaScript is checked for wrong calls and names, not for the annotations it cannot have.
+const JS_OPTIONS: ts.CompilerOptions = { ...OPTIONS, allowJs: true, checkJs: true, noImplicitAny: false, noImplicitOverride: false };
 
 describe('code blocks in the docs', () => {
   test('every code block names its language', () => {
@@ -62,46 +86,49 @@ describe('code blocks in the docs', () => {
     mkdirSync(dir, { recursive: true });
     after(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
-    const origin = new Map<string, CodeBlock>();
-    const files: string[] = [];
+
+    const origin = new Map<string, { doc: string; line: number }>();
+    // One program per doc with a context (its declarations are global), one for all the others.
+    const groups = new Map<string, string[]>();
     for (const block of checked) {
+      const context = extractContext(texts.get(block.doc)!);
+      const group = context === null ? '' : block.doc;
+      if (!groups.has(group)) {
+        groups.set(group, []);
+        if (context !== null) {
+          // A script (no import or export): its declarations are visible to every block of the doc.
+          const name = join(dir, `${block.doc.replace(/[/.]/g, '_')}_context.ts`);
+          writeFileSync(name, context.code);
+          origin.set(name, { doc: block.doc, line: context.line });
+          groups.get(group)!.push(name);
+        }
+      }
       const extension = JAVASCRIPT.has(block.lang) ? 'js' : 'ts';
       const name = join(dir, `${block.doc.replace(/[/.]/g, '_')}_L${block.line}.${extension}`);
       // Every block is a module of its own: its names do not clash with another block's.
       writeFileSync(name, `${block.code}\nexport {};\n`);
-      origin.set(name, block);
-      files.push(name);
+      origin.set(name, { doc: block.doc, line: block.line + 1 });
+      groups.get(group)!.push(name);
     }
-    const options: ts.CompilerOptions = {
-      target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.NodeNext,
-      moduleResolution: ts.ModuleResolutionKind.NodeNext,
-      lib: ['lib.es2023.d.ts'],
-      types: ['node'],
-      typeRoots: [join(root, 'node_modules', '@types')],
-      strict: true,
-      noEmit: true,
-      skipLibCheck: true,
-      noImplicitOverride: true,
-      verbatimModuleSyntax: true,
-      paths: {
-        'pef-front-websocket': [join(root, 'src', 'index.ts')],
-        'pef-front-websocket/protocol': [join(root, 'src', 'protocol', 'index.ts')],
-      },
-    };
-    // JavaScript is checked for wrong calls and names, not for the annotations it cannot have.
-    const jsOptions: ts.CompilerOptions = { ...options, allowJs: true, checkJs: true, noImplicitAny: false, noImplicitOverride: false };
-    const diagnostics = [
-      ...ts.getPreEmitDiagnostics(ts.createProgram(files.filter((f) => f.endsWith('.ts')), options)),
-      ...ts.getPreEmitDiagnostics(ts.createProgram(files.filter((f) => f.endsWith('.js')), jsOptions)),
-    ];
+
+    const diagnostics: ts.Diagnostic[] = [];
+    for (const files of groups.values()) {
+      const tsFiles = files.filter((f) => f.endsWith('.ts'));
+      const jsFiles = files.filter((f) => f.endsWith('.js'));
+      diagnostics.push(...ts.getPreEmitDiagnostics(ts.createProgram(tsFiles, OPTIONS)));
+      if (jsFiles.length !== 0) {
+        // The JS blocks see the doc's context too.
+        const context = tsFiles.filter((f) => f.endsWith('_context.ts'));
+        diagnostics.push(...ts.getPreEmitDiagnostics(ts.createProgram([...context, ...jsFiles], JS_OPTIONS)).filter((d) => d.file?.fileName.endsWith('.js')));
+      }
+    }
     const problems = diagnostics.map((diagnostic) => {
       const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n');
-      const block = diagnostic.file ? origin.get(diagnostic.file.fileName) : undefined;
       if (!diagnostic.file || diagnostic.start === undefined) return message;
       const { line } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
-      if (block === undefined) return `${relative(root, diagnostic.file.fileName)}:${line + 1}: ${message}`;
-      return `${block.doc}:${block.line + 1 + line}: ${message}`;
+      const where = origin.get(diagnostic.file.fileName);
+      if (where === undefined) return `${relative(root, diagnostic.file.fileName)}:${line + 1}: ${message}`;
+      return `${where.doc}:${where.line + line}: ${message}`;
     });
     assert.deepEqual(problems, []);
   });

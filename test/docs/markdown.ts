@@ -61,3 +61,17 @@ export function docFiles(): string[] {
   }
   return files;
 }
+
+/**
+ * The hidden context of a doc's code blocks: the body of a `<!-- context:ts ... -->` comment,
+ * ambient declarations (`declare const socket: import('node:stream').Duplex;`) that let a block
+ * show a fragment that uses them. Null when the doc has none.
+ */
+export function extractContext(text: string): { line: number; code: string } | null {
+  const start = text.indexOf('<!-- context:ts');
+  if (start === -1) return null;
+  const bodyStart = text.indexOf('\n', start) + 1;
+  const end = text.indexOf('-->', bodyStart);
+  if (bodyStart === 0 || end === -1) return null;
+  return { line: text.slice(0, bodyStart).split('\n').length, code: text.slice(bodyStart, end) };
+}
