@@ -9,6 +9,7 @@ import {
   MAX_CONTROL_PAYLOAD,
   DEFAULT_MAX_PAYLOAD,
   Opcode,
+  isValidCloseCode,
 } from './constants.js';
 import { ProtocolError, protocolViolation } from './errors.js';
 import { encodeClosePayload, frameHeaderLength, parseClosePayload, truncateUtf8, writeFrameHeader } from './frame.js';
@@ -139,6 +140,15 @@ class PieceBuffer {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * The reason the Close of a failure carries: the message cut to fit, except with 1011 (or a code
+ * that may not be sent), which says only that something went wrong inside: details stay here.
+ */
+function failureReason(error: ProtocolError): string {
+  if (error.closeCode === CloseCode.InternalError || !isValidCloseCode(error.closeCode)) return '';
+  return truncateUtf8(error.message, MAX_CLOSE_REASON_BYTES);
+}
+
 /** How much of a payload a FrameObserver sees: enough for a whole control frame (§5.5). */
 const OBSERVED_HEAD_BYTES = MAX_CONTROL_PAYLOAD;
 
@@ -249,9 +259,7 @@ export class Connection implements FrameSink {
   get closeReason(): string {
     if (this.#closeReceived) return this.#closeReceived.reason;
     // The failure's own reason (what fail() sends with its code), not that of a Close we sent before it.
-    if (this.#failure) {
-      return this.#failure.closeCode === CloseCode.InternalError ? '' : truncateUtf8(this.#failure.message, MAX_CLOSE_REASON_BYTES);
-    }
+    if (this.#failure) return failureReason(this.#failure);
     return '';
   }
 
@@ -385,10 +393,11 @@ export class Connection implements FrameSink {
     this.#parser.stop();
     this.#releaseMessage();
     if (this.#closeSent === null) {
-      // A 1011 says only that something went wrong inside: its details stay on this side.
-      const reason =
-        error.closeCode === CloseCode.InternalError ? '' : truncateUtf8(error.message, MAX_CLOSE_REASON_BYTES);
-      this.#sendClose(encodeClosePayload(error.closeCode, reason), error.closeCode, reason);
+      // Only a code that may go on the wire is sent (§7.4.1): any other goes out as 1011, so the
+      // failure path never throws half-way.
+      const code = isValidCloseCode(error.closeCode) ? error.closeCode : CloseCode.InternalError;
+      const reason = failureReason(error);
+      this.#sendClose(encodeClosePayload(code, reason), code, reason);
     }
     this.#state = ConnectionState.Closed;
     this.#endTransport = true;

@@ -448,6 +448,25 @@ describe('7 Closing', () => {
     assert.equal(conn.closeReason, 'MASK must be set on frames from a client');
   });
 
+  test('fail() with a close code that may not be sent still fails the connection, sending 1011', () => {
+    // Regression: encodeClosePayload threw a RangeError from inside fail(), after the failure was
+    // recorded and the parser stopped but before the Close was queued: the connection stayed Open,
+    // never asked for the transport to end, reported no error, and went on accepting sends.
+    for (const code of [1005, 1006, 1015, 999]) {
+      const conn = server();
+      conn.fail(new ProtocolError('WS_ERR_INTERNAL', code, 'not for the wire'));
+      assertFrameSent(conn, '88 02 03f3');
+      assert.equal(conn.state, ConnectionState.Closed);
+      assert.equal(conn.endTransport, true);
+      assert.equal(conn.closeCode, code);
+      assert.equal(conn.closeReason, '');
+      assert.equal(conn.sendText('a'), false);
+      const events = conn.takeEvents();
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.type, 'error');
+    }
+  });
+
   test('fail() after EOF is ignored', () => {
     const conn = server();
     conn.receiveEof();
