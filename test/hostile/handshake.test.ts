@@ -1,10 +1,11 @@
 // Attacks on the opening handshake: slowloris, header floods, too many header fields and
 // cross-site requests. Each gets an HTTP status (never a hang) while bystanders echo untouched.
 
-import { test, describe } from 'node:test';
+import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { MiB, assertNoLeaks, bystander, handles, memory, startEchoServer } from './helpers.js';
+import { cleanup } from './helpers.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
@@ -48,6 +49,8 @@ function statusLine(response: string): string {
 }
 
 describe('Opening handshake under attack', () => {
+  afterEach(cleanup);
+
   test('200 slowloris connections trickling the head a byte at a time get 408 while bystanders echo every message', async () => {
     const before = handles();
     const heap = memory();

@@ -30,10 +30,22 @@ export interface EchoServer {
   readonly ended: Ended[];
   /** Handshakes refused (acceptWebSocket returned null). */
   refused: number;
+  /** The most bytes any connection had waiting to be written, seen after each echo and by sample(). */
+  peakBuffered: number;
+  /** Records the bufferedAmount of every open connection into peakBuffered. */
+  sample(): void;
   /** Resolves once `count` connections have ended in all. */
   waitEnded(count: number): Promise<Ended[]>;
   /** Closes the listener and destroys what is left; resolves when the server has closed. */
   close(): Promise<void>;
+}
+
+/** Servers started and not yet closed: cleanup() closes them when a test failed half-way. */
+const running = new Set<EchoServer>();
+
+/** Closes every echo server a failed test left running, so the process still exits (use in afterEach). */
+export async function cleanup(): Promise<void> {
+  await Promise.all([...running].map((echo) => echo.close()));
 }
 
 export async function startEchoServer(options: WebSocketOptions = {}, serverOptions: ServerOptions = {}): Promise<EchoServer> {
@@ -48,11 +60,16 @@ export async function startEchoServer(options: WebSocketOptions = {}, serverOpti
     open,
     ended,
     refused: 0,
+    peakBuffered: 0,
+    sample() {
+      for (const ws of open) state.peakBuffered = Math.max(state.peakBuffered, ws.bufferedAmount);
+    },
     waitEnded(count) {
       if (ended.length >= count) return Promise.resolve(ended.slice());
       return new Promise((resolve) => waiters.push({ count, resolve }));
     },
     close() {
+      running.delete(state);
       for (const socket of sockets) socket.destroy();
       server.closeAllConnections();
       return new Promise((resolve) => server.close(() => resolve()));
@@ -67,7 +84,10 @@ export async function startEchoServer(options: WebSocketOptions = {}, serverOpti
       socket,
       head,
       {
-        onMessage: (message, type) => void ws!.send(message, type),
+        onMessage: (message, type) => {
+          ws!.send(message, type);
+          state.peakBuffered = Math.max(state.peakBuffered, ws!.bufferedAmount);
+        },
         onError: (error) => void errors.push(error),
         onClose: (code, reason) => {
           open.delete(ws!);
@@ -84,6 +104,7 @@ export async function startEchoServer(options: WebSocketOptions = {}, serverOpti
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   (state as { port: number }).port = (server.address() as AddressInfo).port;
+  running.add(state);
   return state;
 }
 

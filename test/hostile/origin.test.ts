@@ -1,13 +1,14 @@
 // Cross-site WebSocket hijacking: a browser page on another host must not open a WebSocket that
 // carries the user's cookies. Secure by default (403), opened up only by the `origins` option.
 
-import { test, describe } from 'node:test';
+import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { isSameOrigin } from '../../src/node/origin.js';
 import { resolveOptions, type WebSocketOptions } from '../../src/node/options.js';
 import { assertNoLeaks, handles, startEchoServer } from './helpers.js';
+import { cleanup } from './helpers.js';
 
 /** Sends a handshake with these extra header lines and resolves with the whole response head (and body, for a refusal). */
 function handshake(port: number, headers: Record<string, string>): Promise<string> {
@@ -47,6 +48,8 @@ async function statusFor(options: WebSocketOptions, headers: Record<string, stri
 }
 
 describe('Origin check (secure by default)', () => {
+  afterEach(cleanup);
+
   test('a request from a page on another host is refused with 403 and a one-line reason', async () => {
     const before = handles();
     const echo = await startEchoServer();

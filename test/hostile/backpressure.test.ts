@@ -1,0 +1,205 @@
+// Peers that do not read: a client that sends continuously and never reads, and a ping flood from
+// a client that never reads. Under either policy the server's outgoing buffer stays within
+// maxBufferedAmount plus one message (or one read's worth of Pongs); 'close' fails the connection
+// with 1008, 'drop' keeps it. A single large echo into an empty buffer always goes out.
+
+import { test, describe, afterEach } from 'node:test';
+import { randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import WebSocket from 'ws';
+import { RawClient, clientFrame } from '../helpers/net.js';
+import { CloseCode, Opcode } from '../../src/protocol/constants.js';
+import { MiB, assertNoLeaks, assertProtocolError, bystander, cleanup, handles, memory, startEchoServer } from './helpers.js';
+
+/** Waits for 'drain' or 'close', whichever comes first, without leaving listeners behind. */
+function drainOrClose(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
+
+/** Writes frames made by `frame(i)` until the socket closes or `limit` bytes are written. */
+async function flood(socket: Socket, frame: (i: number) => Buffer, limit: number): Promise<{ frames: number; bytes: number }> {
+  let frames = 0;
+  let bytes = 0;
+  while (!socket.destroyed && bytes < limit) {
+    const data = frame(frames);
+    frames++;
+    bytes += data.length;
+    if (!socket.write(data)) await drainOrClose(socket);
+  }
+  return { frames, bytes };
+}
+
+const PING_PAYLOAD = 125;
+function pingFrame(i: number): Buffer {
+  const payload = Buffer.alloc(PING_PAYLOAD, 0x70);
+  payload.writeUInt32BE(i, 0);
+  return clientFrame(Opcode.Ping, payload);
+}
+
+const MESSAGE = Buffer.alloc(64 * 1024, 0x5a);
+const messageFrame = clientFrame(Opcode.Binary, MESSAGE);
+/** A 64 KiB binary message numbered `i` in its first four bytes. */
+function numbered(i: number): Buffer {
+  const payload = Buffer.alloc(64 * 1024, 0x5a);
+  payload.writeUInt32BE(i, 0);
+  return clientFrame(Opcode.Binary, payload);
+}
+
+describe('Slow consumers and floods from peers that do not read', () => {
+  afterEach(cleanup);
+
+  test("a client that sends continuously and never reads is failed with 1008 once the buffer passes maxBufferedAmount ('close')", async () => {
+    const before = handles();
+    const heap = memory();
+    const max = MiB;
+    const echo = await startEchoServer({ maxBufferedAmount: max });
+    const { client } = await RawClient.open(echo.port);
+    client.socket.pause(); // never reads again
+    const [sent, echoed] = await Promise.all([
+      flood(client.socket, () => messageFrame, 256 * MiB),
+      Promise.all([21, 22].map((seed) => bystander(echo.port, seed, 100))),
+    ]);
+    assert.ok(sent.bytes < 256 * MiB, 'the server ended the flood');
+    assert.deepEqual(echoed, [100, 100]);
+    const ended = await echo.waitEnded(3);
+    const attacker = ended.find((e) => e.code !== CloseCode.Normal)!;
+    assert.equal(attacker.code, CloseCode.PolicyViolation);
+    assert.equal(attacker.reason, `peer does not read: over ${max} bytes wait to be written`);
+    assert.equal(attacker.errors.length, 1);
+    assertProtocolError(attacker.errors[0], 'WS_ERR_SLOW_CONSUMER', CloseCode.PolicyViolation);
+    // Bound: what was waiting when the last echo was accepted, plus that echo (64 KiB and its header).
+    assert.ok(echo.peakBuffered <= max + MESSAGE.length + 14, `peak ${echo.peakBuffered} within the bound`);
+    assert.ok(echo.peakBuffered > max, 'the flood did reach the bound');
+    client.destroy();
+    await echo.close();
+    await assertNoLeaks(before);
+    assert.ok(memory() - heap < 24 * MiB, 'heap growth under 24 MiB');
+  });
+
+  test("under 'drop' the same client keeps its connection, echoes past the bound are dropped, and the buffer stays bounded", async () => {
+    const before = handles();
+    const max = MiB;
+    const echo = await startEchoServer({ maxBufferedAmount: max, slowConsumer: 'drop' });
+    const { client } = await RawClient.open(echo.port);
+    client.socket.pause();
+    const sent = await flood(client.socket, numbered, 24 * MiB);
+    assert.equal(sent.frames, Math.ceil((24 * MiB) / (MESSAGE.length + 14)));
+    // Wait until the server has read everything we wrote (its echoes are now dropped).
+    while (client.socket.writableLength > 0) await drainOrClose(client.socket);
+    assert.ok(echo.peakBuffered <= max + MESSAGE.length + 14, `peak ${echo.peakBuffered} within the bound`);
+    assert.ok(echo.peakBuffered > max, 'the flood did reach the bound');
+    assert.equal(echo.open.size, 1, 'the connection is still open');
+    assert.equal(echo.ended.length, 0);
+    // Reading again: the echoes that were kept arrive whole and in order (numbers rising, some
+    // missing), then the reply to our Close.
+    client.socket.resume();
+    client.sendFrame(Opcode.Close, Buffer.from([0x03, 0xe8]));
+    let last = -1;
+    let kept = 0;
+    for (let frame = await client.readFrame(); frame.opcode !== Opcode.Close; frame = await client.readFrame()) {
+      assert.equal(frame.opcode, Opcode.Binary);
+      assert.equal(frame.payload.length, MESSAGE.length);
+      assert.ok(frame.payload.subarray(4).equals(MESSAGE.subarray(4)));
+      const number = frame.payload.readUInt32BE(0);
+      assert.ok(number > last, `echo ${number} after ${last}`);
+      last = number;
+      kept++;
+    }
+    assert.ok(kept > 0 && kept < sent.frames, `${kept} of ${sent.frames} echoes kept`);
+    const ended = await echo.waitEnded(1);
+    assert.equal(ended[0]!.code, CloseCode.Normal);
+    assert.deepEqual(ended[0]!.errors, []);
+    client.destroy();
+    await echo.close();
+    await assertNoLeaks(before);
+  });
+
+  test("a ping flood from a client that never reads meets the same bound and is failed with 1008 ('close')", async () => {
+    const before = handles();
+    const max = 256 * 1024;
+    const echo = await startEchoServer({ maxBufferedAmount: max });
+    const { client } = await RawClient.open(echo.port);
+    client.socket.pause();
+    const sampler = setInterval(() => echo.sample(), 1);
+    const sent = await flood(client.socket, pingFrame, 256 * MiB);
+    clearInterval(sampler);
+    assert.ok(sent.bytes < 256 * MiB, 'the server ended the flood');
+    const [ended] = await echo.waitEnded(1);
+    assert.equal(ended!.code, CloseCode.PolicyViolation);
+    assertProtocolError(ended!.errors[0], 'WS_ERR_SLOW_CONSUMER', CloseCode.PolicyViolation);
+    // Bound: the buffer when a read began, plus the Pongs of one read (at most 64 KiB of Pings).
+    assert.ok(echo.peakBuffered <= max + 64 * 1024, `peak ${echo.peakBuffered} within the bound`);
+    client.destroy();
+    await echo.close();
+    await assertNoLeaks(before);
+  });
+
+  test("under 'drop' a ping flood pauses reading until the peer reads, and then every Pong arrives in order", async () => {
+    const before = handles();
+    const max = 256 * 1024;
+    const echo = await startEchoServer({ maxBufferedAmount: max, slowConsumer: 'drop' });
+    const { client } = await RawClient.open(echo.port);
+    client.socket.pause();
+    const sampler = setInterval(() => echo.sample(), 1);
+    // Write until our own socket stops draining for a while: the server has stopped reading.
+    let pings = 0;
+    for (let stalled = false; !stalled; ) {
+      while (client.socket.write(pingFrame(pings))) pings++;
+      pings++;
+      stalled = await Promise.race([
+        drainOrClose(client.socket).then(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 300)),
+      ]);
+    }
+    clearInterval(sampler);
+    echo.sample();
+    // Bound: the read that found the buffer past the bound still writes its Pongs (the core queued
+    // them), as did the read before it: two reads of at most 64 KiB of Pings.
+    assert.ok(echo.peakBuffered <= max + 128 * 1024, `peak ${echo.peakBuffered} within the bound`);
+    assert.equal(echo.open.size, 1, 'the connection is still open');
+    // Now read: reading resumes on the server, and each Ping gets its Pong, in order.
+    client.socket.resume();
+    for (let i = 0; i < pings; i++) {
+      const frame = await client.readFrame();
+      assert.equal(frame.opcode, Opcode.Pong);
+      assert.equal(frame.payload.length, PING_PAYLOAD);
+      assert.equal(frame.payload.readUInt32BE(0), i);
+    }
+    assert.equal(client.pending, 0);
+    client.sendFrame(Opcode.Close, Buffer.from([0x03, 0xe8]));
+    const close = await client.readFrame();
+    assert.deepEqual([close.opcode, close.payload], [Opcode.Close, Buffer.from([0x03, 0xe8])]);
+    await client.waitClosed();
+    const ended = await echo.waitEnded(1);
+    assert.equal(ended[0]!.code, CloseCode.Normal);
+    await echo.close();
+    await assertNoLeaks(before);
+  });
+
+  test('a 16 MiB message is echoed with the default bound: one send into an empty buffer always goes out', async () => {
+    const before = handles();
+    const echo = await startEchoServer({ maxPayload: 64 * MiB });
+    // Without compression, so the 16 MiB go through the buffer as they are.
+    const ws = new WebSocket(`ws://127.0.0.1:${echo.port}/`, { maxPayload: 64 * MiB, perMessageDeflate: false });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const message = randomBytes(16 * MiB);
+    const reply = new Promise<Buffer>((resolve) => ws.once('message', (data: Buffer) => resolve(data)));
+    ws.send(message);
+    assert.ok((await reply).equals(message));
+    assert.ok(echo.peakBuffered > 4 * MiB, 'the echo went past the default maxBufferedAmount in one send');
+    await new Promise((resolve) => ws.once('close', resolve).close(1000));
+    const ended = await echo.waitEnded(1);
+    assert.deepEqual(ended, [{ code: CloseCode.Normal, reason: '', errors: [] }]);
+    await echo.close();
+    await assertNoLeaks(before);
+  });
+});
