@@ -5,6 +5,8 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { encodeFrame } from '../../src/protocol/frame.js';
 import { Utf8Validator, isValidUtf8 } from '../../src/protocol/utf8.js';
@@ -23,6 +25,9 @@ function frame(b0: number, payloadHex = ''): Buffer {
   const payload = hex(payloadHex);
   return Buffer.concat(encodeFrame(b0 & 0x0f, payload, { fin: (b0 & 0x80) !== 0, mask: hex('00000000') }));
 }
+
+// Lets one test force a garbage collection before it measures memory (not timing).
+setFlagsFromString('--expose-gc');
 
 const invalidUtf8Failure = {
   code: 'WS_ERR_INVALID_UTF8',
@@ -154,6 +159,28 @@ describe('5.4 Fragmentation', () => {
     assert.ok(event?.type === 'text');
     assert.equal(event.data, 'a'.repeat(100_000));
     assertNothingSent(conn);
+  });
+
+  test('a message in assembly does not keep every read buffer alive, however many fragments it has', () => {
+    // Each 1-byte fragment arrives in a read buffer of its own, 256 KiB large. Were every piece kept
+    // as a view, the message would pin 1,000 such buffers (250 MiB); beyond a few dozen pieces the
+    // connection copies them out, so the buffers can be collected. Measured after a forced GC.
+    const gc = runInNewContext('gc') as () => void;
+    const conn = server();
+    const readSize = 256 * 1024;
+    const before = (gc(), process.memoryUsage().arrayBuffers);
+    for (let i = 0; i < 1000; i++) {
+      const read = Buffer.from(new ArrayBuffer(readSize));
+      hex(`${i === 0 ? '02' : '00'} 81 00000000 ${(i & 0xff).toString(16).padStart(2, '0')}`).copy(read);
+      conn.receiveData(read.subarray(0, 7));
+    }
+    gc();
+    const held = process.memoryUsage().arrayBuffers - before;
+    assert.ok(held < 64 * 1024 * 1024, `${Math.round(held / 1048576)} MiB held for a 1000-byte message`);
+    receive(conn, '80 80 00000000');
+    const events = conn.takeEvents();
+    assert.ok(events[0]?.type === 'binary');
+    assert.deepEqual([...events[0].data], Array.from({ length: 1000 }, (_, i) => i & 0xff));
   });
 
   test('a 1-byte fragment message delivers the bytes as received, views or not', () => {
