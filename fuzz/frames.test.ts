@@ -222,6 +222,45 @@ describe('property: framing', () => {
   });
 });
 
+describe('property: a client Connection talking to a server Connection', () => {
+  test('messages go both ways intact over reads split anywhere, and the closing handshake completes', () => {
+    const messageArb = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 50 }).map((data) => ({ type: 'text' as const, data })),
+      fc.oneof(fc.uint8Array({ maxLength: 100 }), fc.integer({ min: 4000, max: 70_000 }).map((n) => Buffer.alloc(n, n & 0xff))).map(
+        (data) => ({ type: 'binary' as const, data: Buffer.from(data) }),
+      ),
+    );
+    fc.assert(
+      fc.property(fc.array(messageArb, { maxLength: 6 }), cutsArb, cutsArb, fc.constantFrom(1000, 1001, 4000), (messages, cutsIn, cutsOut, code) => {
+        const client = new Connection({ role: 'client' });
+        const srv = new Connection();
+        const transfer = (from: Connection, to: Connection, cuts: readonly number[]) => {
+          for (const piece of splitAt(Buffer.concat(from.takeOutput()), cuts)) to.receiveData(Buffer.from(piece));
+        };
+        for (const m of messages) m.type === 'text' ? client.sendText(m.data) : client.sendBinary(m.data);
+        transfer(client, srv, cutsIn);
+        const received = plainEvents(srv.takeEvents());
+        const expected = plainEvents(messages as never);
+        assert.deepEqual(received, expected);
+        // The server echoes each message; the client reads them back.
+        for (const m of messages) m.type === 'text' ? srv.sendText(m.data) : srv.sendBinary(m.data);
+        transfer(srv, client, cutsOut);
+        assert.deepEqual(plainEvents(client.takeEvents()), expected);
+        // The client closes; the server echoes and ends TCP; the client sees the echo.
+        client.close(code, 'bye');
+        transfer(client, srv, cutsIn);
+        assert.deepEqual(plainEvents(srv.takeEvents()), [{ type: 'close', code, reason: 'bye' }]);
+        assert.equal(srv.endTransport, true);
+        transfer(srv, client, cutsOut);
+        assert.deepEqual(plainEvents(client.takeEvents()), [{ type: 'close', code, reason: '' }]);
+        assert.equal(client.state, srv.state);
+        assert.equal(client.endTransport, false, 'the client waits for the server to end TCP');
+      }),
+      params(0.5),
+    );
+  });
+});
+
 describe('property: masking and lengths', () => {
   const implementations: Array<[string, typeof applyMask]> = [
     ['applyMask', applyMask],
