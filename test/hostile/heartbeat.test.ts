@@ -1,0 +1,199 @@
+// Dead and idle peers: a client that vanishes without a FIN (it never answers a Ping) is reaped by
+// the heartbeat; a live one stays and reports its latency; unsolicited Pongs do not count; an idle
+// connection is closed with 1001 when idleTimeout is set. Intervals are shortened to milliseconds.
+
+import { test, describe, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { RawClient, parseFrame, type ReadFrame } from '../helpers/net.js';
+import { CloseCode, Opcode } from '../../src/protocol/constants.js';
+import { Heartbeat, IdleTimer } from '../../src/node/heartbeat.js';
+import { resolveOptions } from '../../src/node/options.js';
+import { assertNoLeaks, assertProtocolError, bystander, cleanup, handles, startEchoServer } from './helpers.js';
+
+function framesOf(bytes: Buffer): ReadFrame[] {
+  const frames: ReadFrame[] = [];
+  for (let frame = parseFrame(bytes); frame !== null; frame = parseFrame(bytes)) {
+    frames.push(frame);
+    bytes = bytes.subarray(frame.bytes.length);
+  }
+  return frames;
+}
+
+describe('Heartbeat on a live server', () => {
+  afterEach(cleanup);
+
+  test('a client that never answers a Ping is failed with 1011 and destroyed, while a bystander echoes on', async () => {
+    const before = handles();
+    const echo = await startEchoServer({ heartbeatInterval: 100, heartbeatTimeout: 200 });
+    const { client } = await RawClient.open(echo.port);
+    const [rest, echoed] = await Promise.all([client.readToEnd(), bystander(echo.port, 31, 100)]);
+    assert.equal(echoed, 100);
+    // What the silent client saw: one Ping with the heartbeat's first sequence number, then Close 1011.
+    const frames = framesOf(rest);
+    assert.deepEqual(
+      frames.map((f) => [f.opcode, f.payload.toString('hex')]),
+      [
+        [Opcode.Ping, '00000000'],
+        [Opcode.Close, '03f3'],
+      ],
+    );
+    const ended = await echo.waitEnded(2);
+    const silent = ended.find((e) => e.code !== CloseCode.Normal)!;
+    assert.equal(silent.code, CloseCode.InternalError);
+    assert.equal(silent.errors.length, 1);
+    assertProtocolError(silent.errors[0], 'WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError);
+    assert.equal(silent.errors[0]!.message, 'no Pong within 200 ms');
+    await client.waitClosed();
+    await echo.close();
+    await assertNoLeaks(before);
+  });
+
+  test('a client that vanished (reads nothing, answers nothing) is reaped', async () => {
+    const before = handles();
+    const echo = await startEchoServer({ heartbeatInterval: 50, heartbeatTimeout: 100 });
+    const { client } = await RawClient.open(echo.port);
+    client.socket.pause();
+    const [ended] = await echo.waitEnded(1);
+    assert.equal(ended!.code, CloseCode.InternalError);
+    assertProtocolError(ended!.errors[0], 'WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError);
+    client.destroy();
+    await echo.close();
+    await assertNoLeaks(before);
+  });
+
+  test('unsolicited Pongs from a peer do not keep it alive: only the Pong of the last Ping counts', async () => {
+    const echo = await startEchoServer({ heartbeatInterval: 50, heartbeatTimeout: 100 });
+    const { client } = await RawClient.open(echo.port);
+    const pong = setInterval(() => client.sendFrame(Opcode.Pong, Buffer.from([0, 0, 0, 1])), 10);
+    const [ended] = await echo.waitEnded(1);
+    clearInterval(pong);
+    assert.equal(ended!.code, CloseCode.InternalError);
+    assertProtocolError(ended!.errors[0], 'WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError);
+    client.destroy();
+    await echo.close();
+  });
+
+  test('a client that answers Pings stays open across many intervals and its latency is known', async () => {
+    const echo = await startEchoServer({ heartbeatInterval: 20, heartbeatTimeout: 1000 });
+    const ws = new WebSocket(`ws://127.0.0.1:${echo.port}/`);
+    let pings = 0;
+    ws.on('ping', () => pings++);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const [server] = [...echo.open];
+    assert.equal(server!.latency, undefined, 'no round trip before the first Pong');
+    while (pings < 5) await new Promise((resolve) => ws.once('ping', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the last Pong reaches the server
+    assert.equal(echo.open.size, 1);
+    assert.equal(typeof server!.latency, 'number');
+    assert.ok(server!.latency! >= 0);
+    await new Promise((resolve) => ws.once('close', resolve).close(1000));
+    const ended = await echo.waitEnded(1);
+    assert.deepEqual(ended, [{ code: CloseCode.Normal, reason: '', errors: [] }]);
+    await echo.close();
+  });
+
+  test('idleTimeout closes a connection with no messages with 1001, and messages keep another open', async () => {
+    const echo = await startEchoServer({ idleTimeout: 300, heartbeatInterval: 0 });
+    const idle = await RawClient.open(echo.port);
+    const busy = new WebSocket(`ws://127.0.0.1:${echo.port}/`);
+    await new Promise((resolve, reject) => busy.once('open', resolve).once('error', reject));
+    const chatter = setInterval(() => busy.send('still here'), 30);
+    const close = await idle.client.readFrame();
+    assert.equal(close.opcode, Opcode.Close);
+    assert.equal(close.payload.readUInt16BE(0), CloseCode.GoingAway);
+    assert.equal(close.payload.subarray(2).toString(), 'idle timeout');
+    idle.client.sendFrame(Opcode.Close, close.payload.subarray(0, 2));
+    await idle.client.waitClosed();
+    const [ended] = await echo.waitEnded(1);
+    assert.deepEqual(ended, { code: CloseCode.GoingAway, reason: '', errors: [] });
+    assert.equal(echo.open.size, 1, 'the busy connection is still open');
+    clearInterval(chatter);
+    await new Promise((resolve) => busy.once('close', resolve).close(1000));
+    await echo.close();
+  });
+});
+
+describe('Heartbeat timing (mocked clock)', () => {
+  test('the first Ping goes out at a random point of the second half of the interval, then its deadline runs', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    t.mock.method(Math, 'random', () => 0.5);
+    const pings: string[] = [];
+    let timedOut = 0;
+    const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
+    heartbeat.start();
+    t.mock.timers.tick(749);
+    assert.deepEqual(pings, []);
+    t.mock.timers.tick(1); // 500 + 0.5 * 500
+    assert.deepEqual(pings, ['00000000']);
+    t.mock.timers.tick(399);
+    assert.equal(timedOut, 0);
+    t.mock.timers.tick(1);
+    assert.equal(timedOut, 1);
+    heartbeat.stop();
+  });
+
+  test('a matching Pong sets latency and schedules the next Ping an interval later; other Pongs are ignored', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    t.mock.method(Math, 'random', () => 0);
+    const pings: string[] = [];
+    let timedOut = 0;
+    const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
+    heartbeat.start();
+    t.mock.timers.tick(500);
+    assert.deepEqual(pings, ['00000000']);
+    heartbeat.pong(Buffer.from('00000001', 'hex')); // not ours
+    assert.equal(heartbeat.latency, undefined);
+    heartbeat.pong(Buffer.from('00000000', 'hex'));
+    assert.equal(typeof heartbeat.latency, 'number');
+    t.mock.timers.tick(999);
+    assert.deepEqual(pings, ['00000000']);
+    t.mock.timers.tick(1);
+    assert.deepEqual(pings, ['00000000', '00000001']);
+    assert.equal(timedOut, 0);
+    heartbeat.stop();
+    t.mock.timers.tick(10_000);
+    assert.equal(timedOut, 0, 'a stopped heartbeat never fires');
+  });
+
+  test('with heartbeatTimeout 0 Pings go on every interval and nothing times out', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    t.mock.method(Math, 'random', () => 1);
+    let pings = 0;
+    let timedOut = 0;
+    const heartbeat = new Heartbeat(100, 0, { ping: () => void pings++, timedOut: () => void timedOut++ });
+    heartbeat.start();
+    for (let i = 0; i < 10; i++) t.mock.timers.tick(100);
+    assert.equal(pings, 10);
+    assert.equal(timedOut, 0);
+    heartbeat.stop();
+  });
+
+  test('IdleTimer fires only after the timeout has passed with no touch', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    let now = 0;
+    t.mock.method(performance, 'now', () => now);
+    let idle = 0;
+    const timer = new IdleTimer(1000, () => void idle++);
+    timer.start();
+    now = 600;
+    t.mock.timers.tick(600);
+    timer.touch();
+    now = 1000;
+    t.mock.timers.tick(400); // first check: only 400 ms idle, re-armed for 600
+    assert.equal(idle, 0);
+    now = 1600;
+    t.mock.timers.tick(600);
+    assert.equal(idle, 1);
+    timer.stop();
+  });
+
+  test('the defaults are a Ping every 30 s, a 30 s deadline and no idle timeout', () => {
+    const options = resolveOptions();
+    assert.deepEqual([options.heartbeatInterval, options.heartbeatTimeout, options.idleTimeout], [30_000, 30_000, 0]);
+    assert.throws(() => resolveOptions({ heartbeatInterval: -1 }), {
+      name: 'RangeError',
+      message: 'heartbeatInterval must be a number of milliseconds (0 turns it off)',
+    });
+  });
+});
