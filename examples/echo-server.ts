@@ -3,7 +3,7 @@
 //   npm run echo -- --port 9001 [--host 127.0.0.1]
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
-import { acceptWebSocket, type WebSocketConnection } from '../src/index.js';
+import { acceptWebSocket, CloseCode, type WebSocketConnection } from '../src/index.js';
 
 const { values } = parseArgs({
   options: { port: { type: 'string', default: '9001' }, host: { type: 'string', default: '127.0.0.1' } },
@@ -39,7 +39,7 @@ server.listen(port, values.host, () => {
 
 function stop(): void {
   server.close();
-  for (const ws of connections) ws.close(1001, 'server shutting down');
+  for (const ws of connections) ws.close(CloseCode.GoingAway, 'server shutting down');
   setTimeout(() => process.exit(0), 2000).unref();
   if (connections.size === 0) process.exit(0);
 }
