@@ -162,6 +162,11 @@ export class WebSocketHandler {
   get bufferedAmount(): number {
     return (this as BoundHandler)[CONNECTION]?.bufferedAmount ?? 0;
   }
+
+  /** The round trip of the last heartbeat Ping in milliseconds (see `heartbeatInterval`); undefined before the first Pong. */
+  get latency(): number | undefined {
+    return (this as BoundHandler)[CONNECTION]?.latency;
+  }
 }
 
 /** Marks WebSocketHandler.prototype so that a second copy of this package recognises its subclasses. */

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocketConnection } from '../node/transport.js';
 import { resolveOptions, type WebSocketOptions } from '../node/options.js';
 import { rejectUpgrade } from '../node/upgrade.js';
+import { Admission } from '../node/limits.js';
 import { CloseCode } from '../protocol/constants.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { HandlerLoadError, loadHandlerModules } from './discover.js';
@@ -84,10 +85,12 @@ export class WebSocketRouter {
   #closing: Promise<void> | null = null;
   #closed: (() => void) | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
+  readonly #admission: Admission;
 
   /** A router with no routes yet. `options` apply to every route (see WebSocketOptions). */
   constructor(options: WebSocketOptions = {}) {
-    resolveOptions(options); // fail now on a bad value, not at the first connection
+    // Resolved now to fail on a bad value, not at the first connection.
+    this.#admission = new Admission(resolveOptions(options));
     this.#options = { ...options };
   }
 
@@ -180,7 +183,7 @@ export class WebSocketRouter {
    * nothing, when the path (the URL without its query string) is not a route; true when it is,
    * and then the request has been answered: upgraded, or refused with an HTTP error (400/405/426
    * for a bad handshake, 400 for unsupported subprotocols, 500 when the constructor threw, 503
-   * once the router is closing).
+   * once the router is closing or holds maxConnections, 429 past maxConnectionsPerIp).
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const route = this.#routes.get(pathnameOf(request.url ?? '/'));
@@ -189,10 +192,21 @@ export class WebSocketRouter {
       rejectUpgrade(socket, { status: 503, message: 'the server is shutting down', headers: {} });
       return true;
     }
+    // maxConnections (503) and maxConnectionsPerIp (429): the router's, then the class's own.
+    const release = this.#admission.admit(request, route.Class, (route.Class as { options?: WebSocketOptions }).options);
+    if (release instanceof HandshakeError) {
+      rejectUpgrade(socket, release);
+      return true;
+    }
     const connection = openHandler(route, request, socket, head);
     if (connection !== null) {
       this.#live.add(connection);
-      socket.once('close', () => this.#forget(connection));
+      socket.once('close', () => {
+        release();
+        this.#forget(connection);
+      });
+    } else {
+      release();
     }
     return true;
   }

@@ -4,6 +4,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import { HandshakeError } from '../protocol/errors.js';
+import type { WebSocketOptions } from './options.js';
 
 /**
  * A request with more header fields than `max` gets 431. node:http caps the head's size (16 KiB,
@@ -56,6 +57,42 @@ export class ConnectionLimiter {
         if (held === 0) this.#perIp.delete(ip);
         else this.#perIp.set(ip, held);
       }
+    };
+  }
+}
+
+/**
+ * A router's admission: its own maxConnections and maxConnectionsPerIp over all its routes, then a
+ * class's own when the class's `static options` set them (counted over that class's connections).
+ */
+export class Admission {
+  readonly #all = new ConnectionLimiter();
+  readonly #perClass = new WeakMap<object, ConnectionLimiter>();
+  readonly #max: number;
+  readonly #maxPerIp: number;
+
+  constructor(routerOptions: Required<Pick<WebSocketOptions, 'maxConnections' | 'maxConnectionsPerIp'>>) {
+    this.#max = routerOptions.maxConnections;
+    this.#maxPerIp = routerOptions.maxConnectionsPerIp;
+  }
+
+  /** Takes a slot for `request` on the route of `key` (a class); its own limits, if any, in `classOptions`. */
+  admit(request: IncomingMessage, key: object, classOptions: WebSocketOptions | undefined): Release | HandshakeError {
+    const outer = this.#all.admit(request, this.#max, this.#maxPerIp);
+    if (outer instanceof HandshakeError) return outer;
+    const max = classOptions?.maxConnections;
+    const maxPerIp = classOptions?.maxConnectionsPerIp;
+    if (max === undefined && maxPerIp === undefined) return outer;
+    let limiter = this.#perClass.get(key);
+    if (limiter === undefined) this.#perClass.set(key, (limiter = new ConnectionLimiter()));
+    const inner = limiter.admit(request, max ?? 0, maxPerIp ?? 0);
+    if (inner instanceof HandshakeError) {
+      outer();
+      return inner;
+    }
+    return () => {
+      inner();
+      outer();
     };
   }
 }
