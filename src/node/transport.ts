@@ -203,10 +203,11 @@ export class WebSocketConnection {
   };
 
   readonly #onSocketError = (error: Error): void => {
-    // Reported once; after a completed closing handshake a reset is no news.
+    // Reported once. Once the end is decided (closing handshake done, connection failed, or the
+    // peer's EOF) a reset is no news: onClose already has its code, and a failure had its onError.
     if (this.#socketError || !this.#opened) return;
     this.#socketError = true;
-    if (this.#conn.state === ConnectionState.Closed && this.#conn.closeReceived) return;
+    if (this.#conn.state === ConnectionState.Closed) return;
     this.#trace?.error(error);
     this.#callHook('onError', error);
   };
@@ -411,7 +412,8 @@ export class WebSocketConnection {
       const reported = error instanceof Error ? error : new Error(String(error));
       this.#callHook('onError', reported);
     }
-    if (this.#closed) return;
+    // A socket already destroyed (an error, terminate) ends with 1006: no 1011 can go on the wire.
+    if (this.#closed || this.#socket.destroyed) return;
     this.#conn.fail(handlerError(error));
     if (!this.#dispatching) this.#dispatch();
   }

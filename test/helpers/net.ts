@@ -136,9 +136,12 @@ export class RawClient {
     });
   }
 
-  /** Opens a TCP connection (no handshake). */
-  static async connect(port: number): Promise<RawClient> {
-    const socket = connect({ port, host: '127.0.0.1' });
+  /**
+   * Opens a TCP connection (no handshake). `allowHalfOpen` keeps our side open after the server's
+   * FIN (by default net ends it at once), to play a peer that never closes.
+   */
+  static async connect(port: number, allowHalfOpen = false): Promise<RawClient> {
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen });
     socket.setNoDelay(true);
     const client = new RawClient(socket);
     await once(socket, 'connect');
@@ -149,8 +152,11 @@ export class RawClient {
    * Connects and runs the opening handshake: writes the request (and `head`, in the same write),
    * then reads the response head. Returns the client and the response text up to the blank line.
    */
-  static async open(port: number, options: UpgradeRequestOptions & { head?: Buffer } = {}): Promise<{ client: RawClient; response: string }> {
-    const client = await RawClient.connect(port);
+  static async open(
+    port: number,
+    options: UpgradeRequestOptions & { head?: Buffer; allowHalfOpen?: boolean } = {},
+  ): Promise<{ client: RawClient; response: string }> {
+    const client = await RawClient.connect(port, options.allowHalfOpen);
     const request = Buffer.from(upgradeRequest(port, options), 'latin1');
     client.write(options.head ? Buffer.concat([request, options.head]) : request);
     const response = await client.readResponseHead();

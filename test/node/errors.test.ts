@@ -208,3 +208,47 @@ describe('socket errors', () => {
     await harness.close();
   });
 });
+
+describe('regressions in socket error handling', () => {
+  // Root cause: the socket 'error' listener skipped errors only after a completed closing
+  // handshake, so a peer resetting a connection the server had failed (a common way for a
+  // client to react to a Close it does not like) gave onError a second time, as ECONNRESET.
+  test('a reset after the server failed the connection gave a second onError', async () => {
+    const harness = await Harness.start();
+    const { client } = await RawClient.open(harness.port, { allowHalfOpen: true });
+    const session = await harness.session();
+    client.sendFrame(Opcode.Text, 'x', { mask: null });
+    const close = await client.readFrame();
+    assert.equal(close.payload.readUInt16BE(0), CloseCode.ProtocolError);
+    await client.readToEnd(); // the server's FIN; our side stays open
+    client.socket.resetAndDestroy();
+    assert.equal((await session.closed())[0], CloseCode.ProtocolError);
+    await tick();
+    const errors = session.callsOf('onError');
+    assert.equal(errors.length, 1);
+    assert.equal((errors[0]![0] as { code: string }).code, 'WS_ERR_UNMASKED_FRAME');
+    await harness.close();
+  });
+
+  // Root cause: a hook failing after a socket error still failed the connection with 1011, so
+  // onClose reported 1011 for a connection that dropped (1006) and no Close could go on the wire.
+  test('onError that throws on a socket error turned onClose 1006 into 1011', async () => {
+    const logger = recordingLogger();
+    const thrown = new Boom('thrown by onError');
+    const harness = await Harness.start({
+      options: { logger },
+      hooks: () => ({
+        onError() {
+          throw thrown;
+        },
+      }),
+    });
+    const { client } = await RawClient.open(harness.port);
+    const session = await harness.session();
+    await session.waitFor('onOpen');
+    client.socket.resetAndDestroy();
+    assert.deepEqual(await session.closed(), [CloseCode.Abnormal, '']);
+    assert.deepEqual(logger.logged, [['pef-front-websocket: onError threw', thrown]]);
+    await harness.close();
+  });
+});
