@@ -29,6 +29,11 @@ export class Session {
   writes = 0;
   /** Bytes handed to socket.write. */
   bytesWritten = 0;
+  /**
+   * Writes that reach the socket's handle: calls of the stream's `_write` and `_writev` (the
+   * Writable implementer's API), where corked socket.write calls arrive together as one writev.
+   */
+  handleWrites = 0;
   #waiters: { hook: HookName; count: number; resolve: (args: unknown[]) => void }[] = [];
 
   constructor(socket: Duplex, request: IncomingMessage, head: Buffer) {
@@ -41,6 +46,19 @@ export class Session {
       this.bytesWritten += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
       return (write as (...args: unknown[]) => boolean).call(socket, chunk, ...rest);
     }) as Duplex['write'];
+    const impl = socket as Duplex & { _writev?: (...args: unknown[]) => void };
+    const _write = impl._write;
+    impl._write = (...args: Parameters<Duplex['_write']>) => {
+      this.handleWrites++;
+      _write.apply(socket, args);
+    };
+    const _writev = impl._writev;
+    if (_writev) {
+      impl._writev = (...args: unknown[]) => {
+        this.handleWrites++;
+        _writev.apply(socket, args);
+      };
+    }
   }
 
   /** The names of the hooks called so far, in order. */

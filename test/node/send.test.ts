@@ -184,6 +184,21 @@ describe('one write per read', () => {
     await finish(harness, client, session);
   });
 
+  test('large replies to a batch read at once are corked and reach the socket handle as one writev', async () => {
+    const { harness, client, session } = await open({ hooks: echo });
+    const payloads = [0x61, 0x62, 0x63].map((byte) => Buffer.alloc(6000, byte));
+    const handleWritesBefore = session.handleWrites;
+    client.write(Buffer.concat(payloads.map((payload) => clientFrame(Opcode.Binary, payload))));
+    for (const payload of payloads) {
+      const frame = await client.readFrame();
+      assert.deepEqual(frame.bytes.subarray(0, 4), hex('82 7e 17 70'));
+      assert.deepEqual(frame.payload, payload);
+    }
+    assert.equal(session.callsOf('onMessage').length, 3);
+    assert.equal(session.handleWrites - handleWritesBefore, 1);
+    await finish(harness, client, session);
+  });
+
   test('sends made by async hooks after an await, for one read, also leave in one write', async () => {
     const { harness, client, session } = await open({
       hooks: (s) => ({
