@@ -9,6 +9,7 @@ import type { HandlerClass } from './handler.js';
 
 /** Loading a handler module failed: `file` is the module (or the folder), `cause` what went wrong. */
 export class HandlerLoadError extends Error {
+  /** Always 'HandlerLoadError'. */
   override readonly name = 'HandlerLoadError';
   /** A stable code to match on. */
   readonly code = 'WS_ERR_HANDLER_LOAD';

@@ -39,6 +39,7 @@ export interface PerMessageDeflateOptions {
   clientNoContextTakeover?: boolean;
 }
 
+/** The settings used for what `compression: true` (the default) leaves unset: PEF's threshold, memory level and window. */
 export const DEFAULT_DEFLATE_OPTIONS: Readonly<Required<PerMessageDeflateOptions>> = {
   threshold: 96,
   level: 6,
@@ -59,8 +60,11 @@ export interface DeflateParams {
   readonly peerWindowBits: number;
   /** Whether the peer starts every message afresh. */
   readonly peerNoContextTakeover: boolean;
+  /** Messages shorter than this many bytes go uncompressed. */
   readonly threshold: number;
+  /** zlib compression level. */
   readonly level: number;
+  /** zlib memLevel. */
   readonly memLevel: number;
 }
 
@@ -142,6 +146,7 @@ function isZlibTooLarge(error: unknown): boolean {
 /** The permessage-deflate extension of one connection (RFC 7692 §7.2). */
 export class PerMessageDeflate implements MessageExtension {
   readonly rsv = RSV1;
+  /** What was negotiated for this connection. */
   readonly params: DeflateParams;
   /** Our compressor's history; null without context takeover or before the first message. */
   #sent: SlidingWindow | null = null;
@@ -255,6 +260,7 @@ function checkOptions(options: PerMessageDeflateOptions): Required<PerMessageDef
 /** The server's side of permessage-deflate negotiation (RFC 7692 §5, §7.1). */
 export class PerMessageDeflateNegotiator implements ExtensionNegotiator {
   readonly name = PERMESSAGE_DEFLATE;
+  /** The settings, checked, with defaults filled in. */
   readonly options: Readonly<Required<PerMessageDeflateOptions>>;
 
   /** Throws RangeError or TypeError for settings out of range. */
