@@ -184,7 +184,12 @@ function startLine(settings: Settings, port: number, routes: readonly string[]):
 /** One serving process: the single process, or one worker. */
 async function serve(settings: Settings, printStartLine: boolean): Promise<void> {
   const router = await WebSocketRouter.fromDirectory(settings.handlers);
-  const server = createServer(await makeRequestHandler(settings, router.routes));
+  // A request head must arrive within 10 s (node's default is 60 s, checked every 30 s): sockets
+  // that trickle it (slowloris) get 408 and are closed. See docs/security.md.
+  const server = createServer(
+    { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 2_000 },
+    await makeRequestHandler(settings, router.routes),
+  );
   router.attach(server);
   server.on('error', (error) => {
     console.error(`pef-ws: ${error.message}`);
