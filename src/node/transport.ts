@@ -12,8 +12,11 @@ import type { ResolvedOptions } from './options.js';
 import type { ConnectionTrace } from './trace.js';
 import type { MessageType, SendData, WebSocketHooks } from './types.js';
 
-/** Frames queued in one turn and smaller than this together are joined into one write. */
-const JOIN_WRITES_MAX = 64 * 1024;
+/**
+ * Buffers queued in one turn and smaller than this are joined into one (a copy is cheaper than a
+ * write call each); larger ones, payload views the core did not copy, are written as they are.
+ */
+const JOIN_PIECE_MAX = 4 * 1024;
 
 /** The error given to onError when a hook throws: its `cause` is what the hook threw. */
 function handlerError(cause: unknown): ProtocolError {
@@ -294,13 +297,31 @@ export class WebSocketConnection {
         socket.write(output[0]!, callback);
       } else {
         let total = 0;
-        for (let i = 0; i < count; i++) total += output[i]!.length;
-        if (total <= JOIN_WRITES_MAX) {
+        let large = false;
+        for (let i = 0; i < count; i++) {
+          const length = output[i]!.length;
+          total += length;
+          if (length >= JOIN_PIECE_MAX) large = true;
+        }
+        if (!large) {
           socket.write(Buffer.concat(output, total), callback);
         } else {
+          // Runs of small buffers joined, large ones as they are: under cork, one writev for all.
           socket.cork();
-          for (let i = 0; i < count - 1; i++) socket.write(output[i]!);
-          socket.write(output[count - 1]!, callback);
+          let start = 0;
+          let bytes = 0;
+          for (let i = 0; i < count; i++) {
+            const length = output[i]!.length;
+            if (length < JOIN_PIECE_MAX) {
+              bytes += length;
+              continue;
+            }
+            if (i > start) socket.write(i - start === 1 ? output[start]! : Buffer.concat(output.slice(start, i), bytes));
+            socket.write(output[i]!, i === count - 1 ? callback : undefined);
+            start = i + 1;
+            bytes = 0;
+          }
+          if (start < count) socket.write(count - start === 1 ? output[start]! : Buffer.concat(output.slice(start), bytes), callback);
           socket.uncork();
         }
       }

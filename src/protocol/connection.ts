@@ -78,8 +78,14 @@ export interface ConnectionOptions {
 export const ConnectionState = { Open: 1, Closing: 2, Closed: 3 } as const;
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
 
-/** Payloads up to this size are copied into one buffer with their header; larger ones go out as a view. */
+/** Text up to this size is encoded straight into its frame, behind the header; longer text is encoded apart. */
 const COPY_PAYLOAD_MAX = 16 * 1024;
+/**
+ * Binary payloads from this size on follow their header as a view, not copied: from 4 KiB a copy
+ * needs a buffer of its own outside Node's pool (measured: a 16 KiB echo went from 15 to 9-11 µs
+ * of server CPU per message).
+ */
+const VIEW_PAYLOAD_MIN = 4 * 1024;
 /** A message in assembly keeps at most this many pieces as views before it copies them together. */
 const MAX_VIEW_PIECES = 64;
 
@@ -436,7 +442,7 @@ export class Connection implements FrameSink {
       const head = Buffer.from(payload.buffer, payload.byteOffset, Math.min(length, OBSERVED_HEAD_BYTES));
       this.#onFrame('out', true, rsv, opcode, mask !== undefined, length, head);
     }
-    if (length <= COPY_PAYLOAD_MAX || mask !== undefined) {
+    if (length < VIEW_PAYLOAD_MIN || mask !== undefined) {
       const frame = Buffer.allocUnsafe(headerLength + length);
       writeFrameHeader(frame, 0, opcode, length, true, rsv, mask);
       frame.set(payload, headerLength);
