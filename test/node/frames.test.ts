@@ -267,6 +267,30 @@ describe('the peer going away', () => {
     await harness.close();
   });
 
+  test('a peer that answers the Close but never closes TCP is destroyed after closeTimeout; onClose keeps its code', async () => {
+    const harness = await Harness.start({ options: { closeTimeout: 200 } });
+    const { client } = await RawClient.open(harness.port, { allowHalfOpen: true });
+    const session = await harness.session();
+    await session.waitFor('onOpen');
+    session.ws.close(CloseCode.GoingAway);
+    assert.deepEqual(await client.readBytes(4), hex('88 02 03 e9'));
+    client.sendFrame(Opcode.Close, closePayload(CloseCode.GoingAway, 'ok'));
+    await client.expectEnd(); // the server's FIN (§7.1.1: the server closes TCP first)
+    assert.deepEqual(await session.closed(), [CloseCode.GoingAway, 'ok']);
+    assert.equal(session.socket.destroyed, true);
+    client.destroy();
+    await harness.close();
+  });
+
+  test('terminate() destroys the socket at once and onClose gets 1006', async () => {
+    const { harness, client, session } = await openEcho();
+    session.ws.terminate();
+    await client.waitClosed();
+    assert.deepEqual(await session.closed(), [CloseCode.Abnormal, '']);
+    assert.equal(session.callsOf('onError').length, 0);
+    await harness.close();
+  });
+
   test('close() to a peer that never answers destroys the socket after closeTimeout, and onClose gets 1006', async () => {
     const harness = await Harness.start({ options: { closeTimeout: 200 } });
     const { client } = await RawClient.open(harness.port);
