@@ -5,6 +5,7 @@ export type { SendOptions } from './node/transport.js';
 export { permessageDeflate, deflateMemory, DEFAULT_DEFLATE_OPTIONS } from './protocol/deflate.js';
 export type { PerMessageDeflateOptions } from './protocol/deflate.js';
 export type { WebSocketOptions } from './node/options.js';
+export type { OriginPolicy } from './node/origin.js';
 export type { TraceOption, OpenMessage, CloseMessage, ErrorMessage, FrameMessage } from './node/trace.js';
 export type { MessageType, MaybePromise, SendData, WebSocketHooks, Logger } from './node/types.js';
 export { CloseCode, Opcode } from './protocol/constants.js';

@@ -5,7 +5,12 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import ts from 'typescript';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -89,3 +94,17 @@ for (const entry of entryPoints) {
     });
   });
 }
+
+describe('npm run docs', () => {
+  test('TypeDoc renders the API reference without a warning (every type a public signature names is exported)', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'pef-ws-typedoc-'));
+    try {
+      const typedoc = join(root, 'node_modules', '.bin', 'typedoc');
+      const { stdout, stderr } = await promisify(execFile)(typedoc, ['--out', out, '--treatWarningsAsErrors'], { cwd: root });
+      assert.doesNotMatch(stdout + stderr, /warning|error/i);
+      assert.match(readFileSync(join(out, 'index.html'), 'utf8'), /pef-front-websocket/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
