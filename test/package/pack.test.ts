@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
+import { npmEnv, packTarball } from './tarball.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -24,8 +25,6 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
 const tsc = join(root, 'node_modules', '.bin', 'tsc');
 const hasCli = existsSync(join(root, 'src', 'cli.ts'));
 
-/** npm without the user's cache or network: everything it needs is the tarball. */
-const npmEnv: NodeJS.ProcessEnv = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' };
 
 let work = '';
 let consumer = '';
@@ -36,11 +35,7 @@ before(async () => {
   work = mkdtempSync(join(tmpdir(), 'pef-ws-pack-'));
   consumer = join(work, 'consumer');
   mkdirSync(consumer);
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, env: npmEnv, maxBuffer: 16 << 20 });
-  // prepack's build output precedes the JSON on stdout.
-  const report = JSON.parse(stdout.slice(stdout.indexOf('[\n'))) as { filename: string; files: { path: string }[] }[];
-  tarball = join(work, report[0]!.filename);
-  packedFiles = report[0]!.files.map((file) => file.path).sort();
+  ({ tarball, files: packedFiles } = await packTarball(work));
   writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   await run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { cwd: consumer, env: npmEnv });
 });
