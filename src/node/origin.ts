@@ -40,9 +40,9 @@ export function isSameOrigin(origin: string, host: string | undefined): boolean 
 
 /** The 403 for a request whose Origin the policy refuses, or null when it may proceed. */
 export function checkOrigin(request: IncomingMessage, policy: OriginPolicy | undefined): HandshakeError | null {
-  const header = request.headers.origin;
-  if (header === undefined) return null; // not a browser: Origin protects browsers' cookies only
-  const origin = Array.isArray(header) ? header.join(', ') : header;
+  // node:http joins repeated Origin fields into one string.
+  const origin = request.headers.origin;
+  if (origin === undefined) return null; // not a browser: Origin protects browsers' cookies only
   if (policy === '*') return null;
   if (isSameOrigin(origin, request.headers.host)) return null;
   if (typeof policy === 'function') {

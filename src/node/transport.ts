@@ -124,7 +124,8 @@ export class WebSocketConnection {
   /**
    * Sends a message: 'text' (a string, or a Buffer that must be valid UTF-8) or 'binary' (a string
    * goes as its UTF-8 bytes). Does nothing and returns false on a defunct connection; otherwise
-   * returns false when more than the high-water mark is buffered: wait for onDrain.
+   * returns false when more than the high-water mark is buffered: wait for onDrain. When more than
+   * maxBufferedAmount is already waiting, the slowConsumer policy applies (docs/security.md).
    * `{ compress: false }` sends this message uncompressed even with permessage-deflate on.
    */
   send(data: SendData, type: MessageType = 'text', options?: SendOptions): boolean {

@@ -124,6 +124,7 @@ describe('Origin check (secure by default)', () => {
     assert.equal(isSameOrigin('http://example.com:8080', 'example.com'), false);
     assert.equal(isSameOrigin('http://example.com.evil', 'example.com'), false);
     assert.equal(isSameOrigin('http://example.com', undefined), false);
+    assert.equal(isSameOrigin('data:text/plain,x', 'example.com'), false, 'an origin without a host');
   });
 
   test('a bad origins option is refused when the options are resolved', () => {
