@@ -23,6 +23,9 @@ class Echo extends WebSocketHandler {
 class Small extends WebSocketHandler {
   static options = { maxConnections: 1 };
 }
+class Public extends WebSocketHandler {
+  static options = { origins: '*' as const };
+}
 
 const servers = new Set<{ server: Server; router: WebSocketRouter }>();
 
@@ -51,12 +54,12 @@ async function open(port: number, path: string, localAddress?: string): Promise<
 }
 
 /** A raw handshake; resolves with the whole response when the server refuses (or the head of a 101). */
-function refusal(port: number, path: string, localAddress = '127.0.0.1'): Promise<string> {
+function refusal(port: number, path: string, localAddress = '127.0.0.1', extra = ''): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1', localAddress }, () =>
       socket.write(
         `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
       ),
     );
     let received = '';
@@ -120,6 +123,15 @@ describe('Router limits and graceful shutdown', () => {
     assert.match(await refusal(port, '/wsSmall'), /^HTTP\/1\.1 503 /);
     const echo = await open(port, '/wsEcho');
     await Promise.all([one, echo].map(closeClient));
+  });
+
+  test("the router refuses cross-origin pages with 403 unless a class's static options allow them", async () => {
+    const router = new WebSocketRouter().route('/wsEcho', Echo).route('/wsPublic', Public);
+    const { port } = await start(router);
+    const evil = 'Origin: https://evil.example\r\n';
+    assert.match(await refusal(port, '/wsEcho', '127.0.0.1', evil), /^HTTP\/1\.1 403 Forbidden\r\n/);
+    assert.match(await refusal(port, '/wsPublic', '127.0.0.1', evil), /^HTTP\/1\.1 101 /);
+    assert.match(await refusal(port, '/wsEcho', '127.0.0.1', `Origin: http://127.0.0.1:${port}\r\n`), /^HTTP\/1\.1 101 /);
   });
 
   test('router.close() under load: every message a handler saw has its echo written before the 1001', async () => {
