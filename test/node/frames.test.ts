@@ -7,7 +7,8 @@ import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import type { MessageType } from '../../src/node/types.js';
 import { Harness, tick, type Session } from './harness.js';
-import { RawClient, clientFrame, closePayload } from '../helpers/net.js';
+import { RawClient, clientFrame, closePayload, upgradeRequest } from '../helpers/net.js';
+import { once } from 'node:events';
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
@@ -192,6 +193,24 @@ describe('5.5.1 and 7 closing', () => {
 });
 
 describe('7.1.7 failing the connection', () => {
+  test('fail(error) sends a Close with its code and message, reports it to onError and ends with that code', async () => {
+    const { harness, client, session } = await openEcho();
+    const error = new ProtocolError('WS_ERR_POLICY', CloseCode.PolicyViolation, 'not allowed here');
+    session.ws.fail(error);
+    assert.deepEqual(await client.readBytes(20), Buffer.concat([hex('88 12 03 f0'), Buffer.from('not allowed here')]));
+    await client.expectEnd();
+    assert.deepEqual(await session.closed(), [CloseCode.PolicyViolation, 'not allowed here']);
+    assert.equal(session.callsOf('onError').length, 1);
+    assert.equal(session.callsOf('onError')[0]![0], error);
+    // Once closed, fail() and close() do nothing.
+    session.ws.fail(new ProtocolError('WS_ERR_POLICY', CloseCode.PolicyViolation, 'again'));
+    session.ws.close();
+    await tick();
+    assert.equal(session.callsOf('onError').length, 1);
+    assert.equal(session.callsOf('onClose').length, 1);
+    await harness.close();
+  });
+
   test('an unmasked frame fails the connection with exactly a Close 1002 frame, then TCP end', async () => {
     const { harness, client, session } = await openEcho();
     client.sendFrame(Opcode.Text, 'Hello', { mask: null });
@@ -244,6 +263,20 @@ describe('7.1.7 failing the connection', () => {
 });
 
 describe('the peer going away', () => {
+  test('a socket gone before the 101 response is written runs no hook and raises no error', async () => {
+    const harness = await Harness.start({ beforeAccept: (socket) => socket.destroy() });
+    const client = await RawClient.connect(harness.port);
+    client.write(upgradeRequest(harness.port));
+    await client.waitClosed();
+    const session = await harness.session();
+    if (!session.socket.closed) await once(session.socket, 'close');
+    await tick();
+    assert.deepEqual(session.calls, []);
+    assert.equal(session.ws.isDefunct(), true);
+    assert.equal(session.ws.send('x'), false);
+    await harness.close();
+  });
+
   test('a peer that vanishes in the middle of a frame gives onClose(1006) once and at most one onError', async () => {
     const { harness, client, session } = await openEcho();
     // The header of a 10-byte masked frame, its key and 3 of its bytes; then the peer is gone.

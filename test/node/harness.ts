@@ -97,6 +97,8 @@ export interface HarnessOptions {
   /** The test's own hooks, called after the call is recorded; what they return is returned. */
   hooks?: (session: Session) => WebSocketHooks;
   options?: WebSocketOptions;
+  /** Runs in the 'upgrade' listener before acceptWebSocket (to break the socket first, say). */
+  beforeAccept?: (socket: Duplex) => void;
 }
 
 export class Harness {
@@ -121,6 +123,7 @@ export class Harness {
           return hook?.apply(own, args);
         };
       }
+      options.beforeAccept?.(socket);
       const ws = acceptWebSocket(request, socket, head, hooks, options.options);
       if (ws === null) return;
       session.ws = ws;

@@ -86,6 +86,7 @@ describe('send() and its types', () => {
     await client.expectEnd();
     assert.deepEqual(await session.closed(), [CloseCode.GoingAway, '']);
     assert.equal(session.ws.send('after onClose'), false);
+    assert.equal(session.ws.ping('after onClose'), false);
     await harness.close();
   });
 
