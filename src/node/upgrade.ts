@@ -16,6 +16,11 @@ import type { WebSocketHooks } from './types.js';
 
 const ignore = (): void => {};
 
+// A WebSocketHandler (src/framework/handler.ts) passed as `hooks` carries this brand and finds its
+// connection under the second key. Named through Symbol.for: node/ does not import the framework.
+const HANDLER_BRAND = Symbol.for('pef-front-websocket.handler');
+const HANDLER_CONNECTION = Symbol.for('pef-front-websocket.connection');
+
 /**
  * Answers an upgrade request that will not become a WebSocket: the status, its headers and a
  * one-line body, then the socket is ended (and destroyed once the response is out).
@@ -72,6 +77,7 @@ export function acceptWebSocket(
   const conn = new Connection({ maxPayload: resolved.maxPayload, extension: handshake.extension, onFrame: trace.onFrame });
   const ws = new WebSocketConnection(socket, conn, hooks, request, handshake.protocol, handshake.extensions, resolved, trace);
   trace.connection = ws;
+  if (HANDLER_BRAND in hooks) (hooks as Record<symbol, unknown>)[HANDLER_CONNECTION] = ws;
   ws.start(handshake.response, head);
   return ws;
 }

@@ -4,8 +4,10 @@
 
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
-import { CloseCode, WebSocketHandler, WebSocketRouter, type MessageType } from '../../src/index.js';
+import { CloseCode, WebSocketHandler, WebSocketRouter, acceptWebSocket, type MessageType } from '../../src/index.js';
 import { closed, connect, deferred, listen, memoryLogger, messages, nextMessage, refused } from './helpers.js';
 
 // Every hook error in this file must be caught by the framework: none may escape as an
@@ -321,6 +323,7 @@ describe('errors in hooks', () => {
     const done = deferred<Error>();
     class ThrowsString extends WebSocketHandler {
       override onOpen(): void {
+        throw 'just a string';
       }
       override onError(error: Error): void {
         done.resolve(error);
@@ -484,5 +487,27 @@ describe('classes that do not extend WebSocketHandler', () => {
       message: 'the class extends the built-in Map; extend WebSocketHandler instead, or wrap the built-in in a field',
     });
     assert.equal(Object.getPrototypeOf(Map.prototype), Object.prototype);
+  });
+});
+
+describe('acceptWebSocket with a handler instance', () => {
+  test('the lowest level takes one handler instance for one socket, bound so that this.send works', async () => {
+    const server = createServer();
+    const handlers: Echo[] = [];
+    server.on('upgrade', (request, socket, head) => {
+      const handler = new Echo();
+      handlers.push(handler);
+      acceptWebSocket(request, socket, head, handler);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const ws = await connect(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/anywhere`);
+    const echoed = nextMessage(ws);
+    ws.send('direct');
+    assert.deepEqual(await echoed, { data: 'direct', isBinary: false });
+    assert.equal(handlers[0]!.request.url, '/anywhere');
+    const close = closed(ws);
+    ws.close();
+    await close;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 });
