@@ -12,7 +12,7 @@ import { checkHeaderCount } from './limits.js';
 import { checkOrigin } from './origin.js';
 import { ConnectionTrace } from './trace.js';
 import { WebSocketConnection } from './transport.js';
-import type { WebSocketHooks } from './types.js';
+import type { Logger, WebSocketHooks } from './types.js';
 
 const ignore = (): void => {};
 
@@ -39,6 +39,24 @@ export function rejectUpgrade(
 }
 
 /**
+ * Calls the user's selectProtocol. What it throws must not leave the 'upgrade' listener (an
+ * uncaught exception there takes the server down): it is logged and the request gets a 500.
+ */
+function guardedSelect(
+  select: NonNullable<WebSocketOptions['selectProtocol']>,
+  offered: readonly string[],
+  request: IncomingMessage,
+  logger: Logger,
+): ReturnType<NonNullable<WebSocketOptions['selectProtocol']>> {
+  try {
+    return select(offered, request);
+  } catch (error) {
+    logger.error('pef-front-websocket: selectProtocol threw', error);
+    return new HandshakeError('WS_ERR_HANDSHAKE_REJECTED', 500, 'subprotocol selection failed');
+  }
+}
+
+/**
  * Runs the opening handshake on an upgrade request (RFC 6455 §4.2) and, if it is valid, binds
  * `hooks` to the new connection: onOpen once the 101 response is flushed, then the `head` bytes
  * and everything read after them. Returns the connection, or null when the request was refused
@@ -59,7 +77,7 @@ export function acceptWebSocket(
     (resolved.maxHeaders > 0 ? checkHeaderCount(request, resolved.maxHeaders) : null) ??
     checkOrigin(request, resolved.origins) ??
     acceptHandshake(request, {
-      selectProtocol: selectProtocol && ((offered) => selectProtocol(offered, request)),
+      selectProtocol: selectProtocol && ((offered) => guardedSelect(selectProtocol, offered, request, resolved.logger)),
       extensions: withCompression(resolved.extensions, resolved.compression),
       headers: resolved.headers,
     });

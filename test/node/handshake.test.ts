@@ -166,3 +166,35 @@ describe('4.2.1 refused handshakes over HTTP', () => {
     await harness.close();
   });
 });
+
+describe('regressions in the handshake', () => {
+  // Root cause: acceptWebSocket called selectProtocol without a guard, so what it threw left the
+  // 'upgrade' listener as an uncaught exception (the whole server process went down) and the
+  // socket was left without an answer.
+  test('a selectProtocol that throws took the process down; now it is answered with 500 and logged', async () => {
+    const logged: unknown[][] = [];
+    const thrown = new Error('no protocols today');
+    const harness = await Harness.start({
+      options: {
+        logger: { error: (...args: unknown[]) => void logged.push(args) },
+        selectProtocol: () => {
+          throw thrown;
+        },
+      },
+    });
+    const { client, response } = await RawClient.open(harness.port, { headers: { 'Sec-WebSocket-Protocol': 'chat' } });
+    assert.equal(
+      response,
+      'HTTP/1.1 500 Internal Server Error\r\n' +
+        'Connection: close\r\n' +
+        'Content-Type: text/plain; charset=utf-8\r\n' +
+        'Content-Length: 29\r\n' +
+        '\r\n',
+    );
+    assert.equal((await client.readToEnd()).toString('utf8'), 'subprotocol selection failed\n');
+    await client.waitClosed();
+    assert.deepEqual(logged, [['pef-front-websocket: selectProtocol threw', thrown]]);
+    assert.equal(harness.sessions.length, 0);
+    await harness.close();
+  });
+});
