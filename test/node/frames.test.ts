@@ -262,6 +262,73 @@ describe('7.1.7 failing the connection', () => {
   });
 });
 
+describe('7.1.7 every framing violation over the socket: the exact Close, TCP end, onError, onClose', () => {
+  const masked = (opcode: number, payload: Buffer | string, options: { fin?: boolean; rsv?: number } = {}): Buffer =>
+    clientFrame(opcode, payload, options);
+  const cases: [string, Buffer, string, number, string][] = [
+    ['RSV1 without a negotiated extension', masked(Opcode.Text, 'a', { rsv: 0x40 }), 'WS_ERR_UNEXPECTED_RSV_1', 1002, 'RSV1 must be clear'],
+    ['RSV2 set', masked(Opcode.Text, 'a', { rsv: 0x20 }), 'WS_ERR_UNEXPECTED_RSV_2_3', 1002, 'RSV2 and RSV3 must be clear'],
+    ['RSV3 set', masked(Opcode.Binary, 'a', { rsv: 0x10 }), 'WS_ERR_UNEXPECTED_RSV_2_3', 1002, 'RSV2 and RSV3 must be clear'],
+    ['reserved data opcode 3', masked(3, ''), 'WS_ERR_INVALID_OPCODE', 1002, 'invalid opcode 3'],
+    ['reserved control opcode 0xB', masked(0xb, ''), 'WS_ERR_INVALID_OPCODE', 1002, 'invalid opcode 11'],
+    ['a fragmented Ping', masked(Opcode.Ping, 'p', { fin: false }), 'WS_ERR_FRAGMENTED_CONTROL_FRAME', 1002, 'FIN must be set on control frames'],
+    ['a Ping of 126 bytes', masked(Opcode.Ping, Buffer.alloc(126)), 'WS_ERR_CONTROL_FRAME_TOO_LONG', 1002, 'control frame payload over 125 bytes'],
+    [
+      'a 64-bit length with the top bit set',
+      hex('82 ff 80 00 00 00 00 00 00 00 37 fa 21 3d'),
+      'WS_ERR_INVALID_PAYLOAD_LENGTH',
+      1002,
+      'the most significant bit of a 64-bit payload length is set',
+    ],
+    [
+      'a continuation with no message open',
+      masked(Opcode.Continuation, 'x'),
+      'WS_ERR_UNEXPECTED_CONTINUATION',
+      1002,
+      'continuation frame without a message to continue',
+    ],
+    [
+      'a new text frame while a fragmented message is open',
+      Buffer.concat([masked(Opcode.Text, 'a', { fin: false }), masked(Opcode.Text, 'b')]),
+      'WS_ERR_EXPECTED_CONTINUATION',
+      1002,
+      'new data frame while a fragmented message is open',
+    ],
+    ['a Close payload of 1 byte', masked(Opcode.Close, hex('03')), 'WS_ERR_INVALID_CLOSE_PAYLOAD', 1002, 'close frame payload of 1 byte: a code takes 2'],
+    ['Close code 1005', masked(Opcode.Close, closePayload(1005)), 'WS_ERR_INVALID_CLOSE_CODE', 1002, 'invalid close code 1005'],
+    ['Close code 999', masked(Opcode.Close, closePayload(999)), 'WS_ERR_INVALID_CLOSE_CODE', 1002, 'invalid close code 999'],
+    ['Close code 5000', masked(Opcode.Close, closePayload(5000)), 'WS_ERR_INVALID_CLOSE_CODE', 1002, 'invalid close code 5000'],
+    [
+      'a Close reason that is not UTF-8',
+      masked(Opcode.Close, Buffer.concat([closePayload(1000), hex('ff')])),
+      'WS_ERR_INVALID_CLOSE_REASON',
+      1002,
+      'close reason is not valid UTF-8',
+    ],
+    ['a text message ending inside a UTF-8 sequence', masked(Opcode.Text, hex('ce')), 'WS_ERR_INVALID_UTF8', 1007, 'text message ends inside a UTF-8 sequence'],
+  ];
+  for (const [what, bytes, code, closeCode, message] of cases) {
+    test(`${what}: ${code}, Close ${closeCode}`, async () => {
+      const { harness, client, session } = await openEcho();
+      client.write(bytes);
+      const reason = Buffer.from(message);
+      const close = Buffer.concat([Buffer.of(0x88, 2 + reason.length, closeCode >> 8, closeCode & 0xff), reason]);
+      assert.deepEqual(await client.readBytes(close.length), close);
+      await client.expectEnd();
+      assert.deepEqual(await session.closed(), [closeCode, message]);
+      const errors = session.callsOf('onError');
+      assert.equal(errors.length, 1);
+      const [error] = errors[0]! as [ProtocolError];
+      assert.ok(error instanceof ProtocolError);
+      assert.equal(error.code, code);
+      assert.equal(error.closeCode, closeCode);
+      assert.equal(error.message, message);
+      assert.equal(session.callsOf('onMessage').length, 0);
+      await harness.close();
+    });
+  }
+});
+
 describe('the peer going away', () => {
   test('a socket gone before the 101 response is written runs no hook and raises no error', async () => {
     const harness = await Harness.start({ beforeAccept: (socket) => socket.destroy() });
