@@ -5,11 +5,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect as connectTcp, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { CloseCode, HandlerLoadError, WebSocketHandler, WebSocketRouter, type MessageType } from '../../src/index.js';
+import { CloseCode, HandlerLoadError, WebSocketHandler, WebSocketRouter, type HandlerClass, type MessageType } from '../../src/index.js';
 import { closed, connect, deferred, listen, nextMessage, refused } from './helpers.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -24,7 +24,9 @@ class Echo extends WebSocketHandler {
 describe('loading a handler folder', () => {
   test('serves /ws + the base name of every .js, .mjs, .cjs and .ts module, skipping .d.ts, tests and other files', async () => {
     const router = await WebSocketRouter.fromDirectory(fixture('good'));
-    assert.deepEqual(router.routes, ['/wsChat', '/wsEcho', '/wsLegacy', '/wsLimited', '/elsewhere', '/wsPlain', '/wsSelector']);
+    assert.deepEqual(router.routes, [
+      '/wsChat', '/wsEcho', '/wsLegacy', '/wsLimited', '/elsewhere', '/wsPlain', '/wsSelector', '/wsWrapped',
+    ]);
     const server = await listen(router);
 
     const echo = await connect(`${server.base}/wsEcho`);
@@ -38,6 +40,8 @@ describe('loading a handler folder', () => {
     plain.send('hi');
     assert.deepEqual(await plainReply, { data: 'plain: hi', isBinary: false });
     assert.deepEqual(await nextMessage(new WebSocket(`${server.base}/wsLegacy`)), { data: 'legacy', isBinary: false });
+    // CommonJS whose exports object holds the class under the file's name.
+    assert.deepEqual(await nextMessage(new WebSocket(`${server.base}/wsWrapped`)), { data: 'wrapped', isBinary: false });
 
     for (const ws of [echo, plain]) ws.close();
     await server.close();
@@ -181,6 +185,47 @@ describe('routing', () => {
     });
     assert.throws(() => new WebSocketRouter({ maxPayload: 0 }), { name: 'RangeError', message: 'maxPayload must be a positive number' });
     assert.deepEqual(router.routes, ['/wsEcho']);
+  });
+
+  test('invalid statics are refused when the class is registered, naming what is wrong', () => {
+    const cases: [HandlerClass, string][] = [
+      [class BadOptions { static options = 5; } as unknown as HandlerClass, 'static options of BadOptions must be an object, not number'],
+      [class NoProtocols { static protocols = []; }, 'static protocols of NoProtocols must be a non-empty list of subprotocol tokens'],
+      [class BadToken { static protocols = ['chat v1']; }, 'static protocols of BadToken must be a non-empty list of subprotocol tokens'],
+      [class BadSelect { static selectProtocol = 'first'; } as unknown as HandlerClass, 'static selectProtocol of BadSelect must be a function'],
+      [(() => {}) as unknown as HandlerClass, 'the handler for /wsX must be a class, not function'],
+    ];
+    for (const [Class, message] of cases) {
+      assert.throws(() => new WebSocketRouter().route('/wsX', Class), { name: 'TypeError', message });
+    }
+  });
+
+  test('a request target in absolute form (as proxies send it) is routed by its path', async () => {
+    const server = await listen(new WebSocketRouter().route('/wsEcho', Echo));
+    const socket = connectTcp(server.port, '127.0.0.1');
+    const response = new Promise<string>((resolve) => {
+      let text = '';
+      socket.setEncoding('latin1').on('data', (chunk: string) => {
+        text += chunk;
+        if (text.includes('\r\n\r\n')) resolve(text.slice(0, text.indexOf('\r\n')));
+      });
+    });
+    socket.write(
+      `GET http://127.0.0.1:${server.port}/wsEcho?q=1 HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\n` +
+        'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    assert.equal(await response, 'HTTP/1.1 101 Switching Protocols');
+    socket.destroy();
+    await server.close();
+  });
+
+  test('attach() listens once per server and detach() stops listening', () => {
+    const router = new WebSocketRouter().route('/wsEcho', Echo);
+    const server = createServer();
+    router.attach(server).attach(server);
+    assert.equal(server.listenerCount('upgrade'), 1);
+    router.detach(server).detach(server);
+    assert.equal(server.listenerCount('upgrade'), 0);
   });
 
   test('an upgrade request for an unknown path gets 404, as do paths that only start like a route', async () => {
