@@ -25,7 +25,7 @@ describe('loading a handler folder', () => {
   test('serves /ws + the base name of every .js, .mjs, .cjs and .ts module, skipping .d.ts, tests and other files', async () => {
     const router = await WebSocketRouter.fromDirectory(fixture('good'));
     assert.deepEqual(router.routes, [
-      '/wsChat', '/wsEcho', '/wsLegacy', '/wsLimited', '/elsewhere', '/wsPlain', '/wsSelector', '/wsWrapped',
+      '/wsChat', '/wsEcho', '/wsLegacy', '/wsLimited', '/elsewhere', '/wsPlain', '/wsSelector', '/wsTyped', '/wsWrapped',
     ]);
     const server = await listen(router);
 
@@ -40,6 +40,12 @@ describe('loading a handler folder', () => {
     plain.send('hi');
     assert.deepEqual(await plainReply, { data: 'plain: hi', isBinary: false });
     assert.deepEqual(await nextMessage(new WebSocket(`${server.base}/wsLegacy`)), { data: 'legacy', isBinary: false });
+    // The documented typing of a plain class (interface merging) works at run time too.
+    const typed = await connect(`${server.base}/wsTyped`);
+    const typedReply = nextMessage(typed);
+    typed.send('hi');
+    assert.deepEqual(await typedReply, { data: 'typed: hi', isBinary: false });
+    typed.close();
     // CommonJS whose exports object holds the class under the file's name.
     assert.deepEqual(await nextMessage(new WebSocket(`${server.base}/wsWrapped`)), { data: 'wrapped', isBinary: false });
 
