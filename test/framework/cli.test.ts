@@ -26,9 +26,13 @@ interface Running {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function run(args: string[]): { child: ChildProcess; exited: Running['exited']; output: () => { stdout: string; stderr: string } } {
+function run(
+  args: string[],
+  port?: string,
+): { child: ChildProcess; exited: Running['exited']; output: () => { stdout: string; stderr: string } } {
   const env = { ...process.env };
   delete env['PORT']; // the tests choose the port
+  if (port !== undefined) env['PORT'] = port;
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
     cwd: root,
     env,
@@ -45,8 +49,8 @@ function run(args: string[]): { child: ChildProcess; exited: Running['exited']; 
 }
 
 /** Starts `pef-ws serve ...` and resolves with its start line. */
-async function start(args: string[]): Promise<Running> {
-  const { child, exited, output } = run(args);
+async function start(args: string[], port?: string): Promise<Running> {
+  const { child, exited, output } = run(args, port);
   const line = await new Promise<string>((resolve, reject) => {
     const onData = (): void => {
       const first = output().stdout.split('\n');
@@ -125,6 +129,20 @@ describe('pef-ws serve', () => {
     assert.equal((await get(server.url, '/missing.html')).status, 404);
     server.child.kill('SIGTERM');
     assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  test('PORT in the environment replaces the default port 8080', async () => {
+    const server = await start(['serve', join(fixtures, 'workers')], '0');
+    assert.notEqual(server.url, 'http://127.0.0.1:8080/');
+    assert.equal(server.line, `pef-ws: serving ${server.url} WebSocket routes /wsPid`);
+    server.child.kill('SIGINT');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+
+  test('--help prints the usage and exits 0', async () => {
+    const { exited, output } = run(['--help']);
+    assert.deepEqual(await exited, { code: 0, signal: null });
+    assert.ok(output().stdout.startsWith('usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]\n'));
   });
 
   for (const [args, message] of [
