@@ -172,6 +172,9 @@ export class WebSocketConnection {
 
   /** Ends the connection at once, without a closing handshake (onClose gets 1006). */
   terminate(): void {
+    // "At once": input read but not yet handed out goes with the socket, not to onMessage.
+    this.#conn.receiveEof();
+    this.#conn.takeEvents();
     this.#socket.destroy();
   }
 

@@ -382,6 +382,22 @@ describe('the peer going away', () => {
     await harness.close();
   });
 
+  // Root cause: terminate() only destroyed the socket, and the dispatch loop went on handing the
+  // rest of the frames already read to onMessage; the socket's 'close' would have done so too.
+  test('terminate() inside onMessage let the rest of the batch reach onMessage', async () => {
+    const harness = await Harness.start({ hooks: (s) => ({ onMessage: () => s.ws.terminate() }) });
+    const { client } = await RawClient.open(harness.port);
+    const session = await harness.session();
+    await session.waitFor('onOpen');
+    client.write(Buffer.concat([clientFrame(Opcode.Text, 'a'), clientFrame(Opcode.Text, 'b'), clientFrame(Opcode.Text, 'c')]));
+    assert.deepEqual(await session.closed(), [CloseCode.Abnormal, '']);
+    await tick();
+    assert.deepEqual(session.sequence, ['onOpen', 'onMessage', 'onClose']);
+    assert.deepEqual(session.callsOf('onMessage'), [['a', 'text']]);
+    await client.waitClosed();
+    await harness.close();
+  });
+
   test('terminate() destroys the socket at once and onClose gets 1006', async () => {
     const { harness, client, session } = await openEcho();
     session.ws.terminate();
