@@ -5,7 +5,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Opcode } from '../../src/protocol/constants.js';
 import { Harness } from './harness.js';
-import { RawClient, SAMPLE_ACCEPT, clientFrame } from '../helpers/net.js';
+import { RawClient, SAMPLE_ACCEPT, clientFrame, upgradeRequest } from '../helpers/net.js';
+import { once } from 'node:events';
 
 describe('4.2.2 the 101 response', () => {
   test('a valid request is answered with exactly the 101 status line, Upgrade, Connection and Sec-WebSocket-Accept', async () => {
@@ -155,6 +156,22 @@ describe('4.2.1 refused handshakes over HTTP', () => {
         '\r\n',
     );
     assert.equal(body.toString('utf8'), 'Sec-WebSocket-Key must be base64 of 16 bytes\n');
+    assert.equal(harness.sessions.length, 0);
+    await harness.close();
+  });
+
+  test('a refused request whose socket is already gone is dropped without an error', async () => {
+    let socketClosed: Promise<unknown> | null = null;
+    const harness = await Harness.start({
+      beforeAccept: (socket) => {
+        socketClosed = once(socket, 'close');
+        socket.destroy();
+      },
+    });
+    const client = await RawClient.connect(harness.port);
+    client.write(upgradeRequest(harness.port, { key: 'bad' }));
+    await client.waitClosed();
+    await socketClosed;
     assert.equal(harness.sessions.length, 0);
     await harness.close();
   });
