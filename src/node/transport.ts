@@ -182,7 +182,8 @@ export class WebSocketConnection {
   fail(error: ProtocolError): void {
     if (this.#closed) return;
     this.#conn.fail(error);
-    this.#dispatch();
+    // Called from a hook, the running dispatch hands the error to onError once that hook returns.
+    if (!this.#dispatching) this.#dispatch();
   }
 
   // ------------------------------------------------------------------ socket events

@@ -262,6 +262,33 @@ describe('7.1.7 failing the connection', () => {
   });
 });
 
+describe('regressions in failing the connection', () => {
+  // Root cause: fail() ran a dispatch of its own even when called from inside a hook, so onError
+  // ran nested inside the onMessage that called it, and the outer dispatch lost its guard.
+  test('fail() called inside onMessage ran onError nested inside that onMessage', async () => {
+    const log: string[] = [];
+    const error = new ProtocolError('WS_ERR_POLICY', CloseCode.PolicyViolation, 'go away');
+    const harness = await Harness.start({
+      hooks: (s) => ({
+        onMessage(message: string | Buffer) {
+          log.push(`onMessage ${String(message)} begins`);
+          s.ws.fail(error);
+          log.push(`onMessage ${String(message)} ends`);
+        },
+        onError: () => void log.push('onError'),
+      }),
+    });
+    const { client } = await RawClient.open(harness.port);
+    const session = await harness.session();
+    client.write(Buffer.concat([clientFrame(Opcode.Text, 'a'), clientFrame(Opcode.Text, 'b')]));
+    assert.deepEqual(await client.readBytes(11), Buffer.concat([hex('88 09 03 f0'), Buffer.from('go away')]));
+    await client.expectEnd();
+    assert.deepEqual(await session.closed(), [CloseCode.PolicyViolation, 'go away']);
+    assert.deepEqual(log, ['onMessage a begins', 'onMessage a ends', 'onError']);
+    await harness.close();
+  });
+});
+
 describe('7.1.7 every framing violation over the socket: the exact Close, TCP end, onError, onClose', () => {
   const masked = (opcode: number, payload: Buffer | string, options: { fin?: boolean; rsv?: number } = {}): Buffer =>
     clientFrame(opcode, payload, options);
