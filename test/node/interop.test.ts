@@ -173,3 +173,51 @@ for (const deflate of [false, true]) {
     });
   });
 }
+
+describe('ws as the client: subprotocols and many connections', () => {
+  test('the subprotocol chosen by selectProtocol is the one ws reports', async () => {
+    const harness = await Harness.start({
+      options: { selectProtocol: (offered) => offered.find((name) => name === 'chat.v2') ?? null },
+    });
+    const ws = new WebSocket(`ws://127.0.0.1:${harness.port}/`, ['chat.v1', 'chat.v2']);
+    await once(ws, 'open');
+    assert.equal(ws.protocol, 'chat.v2');
+    const session = await harness.session();
+    assert.equal(session.ws.protocol, 'chat.v2');
+    await finish(harness, ws, session);
+  });
+
+  test('fifty clients at once each get their own messages back, in order', async () => {
+    const harness = await Harness.start({
+      hooks: (session) => ({ onMessage: (message: string | Buffer, type: MessageType) => void session.ws.send(message, type) }),
+    });
+    const clients = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const ws = new WebSocket(`ws://127.0.0.1:${harness.port}/`, { perMessageDeflate: false });
+        const client = new Client(ws);
+        await once(ws, 'open');
+        return client;
+      }),
+    );
+    clients.forEach((client, c) => {
+      for (let i = 0; i < 20; i++) client.ws.send(`client ${c} message ${i}`);
+    });
+    await Promise.all(
+      clients.map(async (client, c) => {
+        for (let i = 0; i < 20; i++) assert.equal((await client.next()).data.toString(), `client ${c} message ${i}`);
+      }),
+    );
+    await Promise.all(
+      clients.map(async (client) => {
+        const closed = once(client.ws, 'close');
+        client.ws.close(CloseCode.Normal);
+        await closed;
+      }),
+    );
+    await Promise.all(harness.sessions.map((session) => session.closed()));
+    assert.equal(harness.sessions.length, 50);
+    for (const session of harness.sessions) assert.deepEqual(session.callsOf('onClose'), [[CloseCode.Normal, '']]);
+    await harness.close();
+  });
+});
+
