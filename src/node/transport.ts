@@ -53,6 +53,8 @@ export class WebSocketConnection {
 
   #opened = false;
   #closed = false;
+  /** onClose has run: no hook is called after it. */
+  #finished = false;
   #ended = false;
   #dispatching = false;
   #flushScheduled = false;
@@ -231,6 +233,7 @@ export class WebSocketConnection {
     if (!this.#opened) return;
     this.#dispatchEvents(this.#conn.takeEvents());
     this.#trace?.close(this.#conn.closeCode, this.#conn.closeReason);
+    this.#finished = true;
     this.#callFinalHook('onClose', this.#conn.closeCode, this.#conn.closeReason);
   };
 
@@ -432,6 +435,8 @@ export class WebSocketConnection {
 
   /** A hook threw or rejected: onError gets what it threw (unless onError itself threw), then close 1011. */
   #hookFailed(name: keyof WebSocketHooks, error: unknown): void {
+    // A promise settling after onClose: onClose is the last hook, so only the logger hears of it.
+    if (this.#finished) return this.#options.logger.error(`pef-front-websocket: ${name} failed after onClose`, error);
     if (name === 'onError') {
       this.#options.logger.error('pef-front-websocket: onError threw', error);
     } else {

@@ -230,6 +230,29 @@ describe('regressions in socket error handling', () => {
     await harness.close();
   });
 
+  // Root cause: a hook's promise settling after the connection closed went to onError like any
+  // other, so onError ran after onClose, which is documented as the last hook of a connection.
+  test('a hook promise rejecting after onClose called onError after onClose; now it is logged', async () => {
+    const logger = recordingLogger();
+    const late = new Boom('rejected after the end');
+    let rejectLater: (error: Error) => void = () => {};
+    const harness = await Harness.start({
+      options: { logger },
+      hooks: () => ({ onMessage: () => new Promise<void>((_resolve, reject) => (rejectLater = reject)) }),
+    });
+    const { client } = await RawClient.open(harness.port);
+    const session = await harness.session();
+    client.sendFrame(Opcode.Text, 'work');
+    await session.waitFor('onMessage');
+    client.destroy();
+    assert.deepEqual(await session.closed(), [CloseCode.Abnormal, '']);
+    rejectLater(late);
+    await tick();
+    assert.deepEqual(session.sequence, ['onOpen', 'onMessage', 'onClose']);
+    assert.deepEqual(logger.logged, [['pef-front-websocket: onMessage failed after onClose', late]]);
+    await harness.close();
+  });
+
   // Root cause: a hook failing after a socket error still failed the connection with 1011, so
   // onClose reported 1011 for a connection that dropped (1006) and no Close could go on the wire.
   test('onError that throws on a socket error turned onClose 1006 into 1011', async () => {
