@@ -7,11 +7,15 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Connection } from '../src/protocol/connection.js';
-import { encodeFrame } from '../src/protocol/frame.js';
-import { applyMask, maskImplementation, maskJs } from '../src/protocol/mask.js';
-import { FrameParser, type FrameSink } from '../src/protocol/parser.js';
+import type { FrameSink } from '../src/protocol/parser.js';
 import { clientFrame, rotate, sizeLabel } from './common.js';
+
+// Our code as users run it: the plain JS run.ts transpiled (BENCH_LIB), or src/ through tsx.
+const LIB = process.env.BENCH_LIB ?? '../src';
+const { Connection } = (await import(`${LIB}/protocol/connection.js`)) as typeof import('../src/protocol/connection.js');
+const { encodeFrame } = (await import(`${LIB}/protocol/frame.js`)) as typeof import('../src/protocol/frame.js');
+const { applyMask, maskImplementation, maskJs } = (await import(`${LIB}/protocol/mask.js`)) as typeof import('../src/protocol/mask.js');
+const { FrameParser } = (await import(`${LIB}/protocol/parser.js`)) as typeof import('../src/protocol/parser.js');
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, quick: { type: 'boolean', default: false } } });
 const ROUNDS = Number(args.rounds);

@@ -5,7 +5,7 @@
 //                    [--rounds N] [--out FILE] [--no-docs]
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,8 +118,32 @@ class Peer {
 
 const notes = new Set<string>();
 
+/**
+ * Transpiles src/ to plain JavaScript under bench/results/lib (imports already end in .js), so the
+ * servers run our code as users get it from dist/, not through tsx. Type-stripping only: fast.
+ */
+async function transpileSources(): Promise<string> {
+  const ts = (await import('typescript')).default;
+  const out = join(root, 'bench/results/lib');
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  for (const file of walk(join(root, 'src'))) {
+    const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), {
+      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true },
+      fileName: file,
+    });
+    const target = join(out, relative(join(root, 'src'), file)).replace(/\.ts$/, '.js');
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, outputText);
+  }
+  return out;
+}
+let benchLib = '';
+
 async function startServer(system: SystemName): Promise<{ peer: Peer; port: number; pid: number }> {
-  const child = node('bench/server.ts', [system], system === 'ws-js' ? { WS_NO_BUFFER_UTIL: '1' } : {});
+  const env: NodeJS.ProcessEnv = { BENCH_LIB: benchLib };
+  if (system === 'ws-js') env.WS_NO_BUFFER_UTIL = '1';
+  const child = node('bench/server.ts', [system], env);
   const peer = new Peer(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.on('message', (m: { type?: string; port?: number; note?: string }) => {
@@ -197,6 +221,7 @@ async function loadRounds(): Promise<void> {
         if (wantUpgrades) {
           await load.request({ type: 'close' });
           const r = await load.request({ type: 'upgrades', ...common, inFlight: UPGRADES_IN_FLIGHT });
+          if ((r.failed as number) !== 0) notes.add(`upgrades, ${system}, round ${round + 1}: ${String(r.failed)} handshakes failed or timed out`);
           record('upgrades.rate', { section: 'upgrades', metric: 'upgrades per second', label: `${UPGRADES_IN_FLIGHT} handshakes in flight`, unit: '/s', better: 'higher', baseline: 'ws' }, system, r.upgradesPerSecond as number);
           record('upgrades.cpu', { section: 'upgrades', metric: 'server CPU per upgrade', label: 'server CPU per upgrade', unit: 'µs', better: 'lower', baseline: 'ws' }, system, r.serverCpuPerUpgradeUs as number);
         }
@@ -250,6 +275,7 @@ async function microRounds(): Promise<void> {
   if (!sections.includes('micro')) return;
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/micro.ts', '--rounds', String(rounds), ...(quick ? ['--quick'] : [])], {
     cwd: root,
+    env: { ...process.env, BENCH_LIB: benchLib },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -298,6 +324,7 @@ function machine(): BenchResults['machine'] {
 const started = Date.now();
 const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
 console.error(`${command}: ${rounds} rounds, systems ${systems.join(', ')}, sections ${sections.join(', ')}`);
+benchLib = await transpileSources();
 await microRounds();
 await loadRounds();
 await memoryRounds();

@@ -13,6 +13,12 @@ if (!SYSTEMS.includes(system)) {
   process.exit(2);
 }
 
+/**
+ * Where our code is loaded from: run.ts transpiles src/ to plain JS first (BENCH_LIB), so that what
+ * is measured is what users run, not tsx's transform (whose keepNames wraps every closure created).
+ */
+const LIB = process.env.BENCH_LIB ?? '../src';
+
 const server = createServer((_req, res) => res.writeHead(426).end());
 server.keepAliveTimeout = 0;
 let note = '';
@@ -27,8 +33,8 @@ async function setUp(): Promise<void> {
   switch (system) {
     case 'framework': {
       // The full PEF path: a router and a handler class whose onMessage calls this.send.
-      const routerPath = '../src/framework/router.js';
-      const handlerPath = '../src/framework/handler.js';
+      const routerPath = `${LIB}/framework/router.js`;
+      const handlerPath = `${LIB}/framework/handler.js`;
       let Router: (new (options?: object) => { route(path: string, cls: unknown): unknown; attach(server: unknown): void }) | undefined;
       let Base: (new () => { send(data: unknown, type: unknown): unknown }) | undefined;
       try {
@@ -50,7 +56,7 @@ async function setUp(): Promise<void> {
       }
       // The framework is not there yet: a handler object with a bound send, through acceptWebSocket.
       note = 'src/framework/router.ts was missing: the framework path fell back to acceptWebSocket with a handler class';
-      const { acceptWebSocket } = await import('../src/index.js');
+      const { acceptWebSocket } = (await import(`${LIB}/index.js`)) as typeof import('../src/index.js');
       class Echo {
         send!: (data: string | Buffer, type: 'text' | 'binary') => boolean;
         onMessage(message: string | Buffer, type: 'text' | 'binary'): void {
@@ -65,7 +71,7 @@ async function setUp(): Promise<void> {
       return;
     }
     case 'ours': {
-      const { acceptWebSocket } = await import('../src/index.js');
+      const { acceptWebSocket } = (await import(`${LIB}/index.js`)) as typeof import('../src/index.js');
       server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
         const ws = acceptWebSocket(request, socket, head, { onMessage: (message, type) => void ws!.send(message, type) }, ourOptions);
       });
