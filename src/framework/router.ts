@@ -213,8 +213,10 @@ export class WebSocketRouter {
 
   /**
    * Shuts down gracefully: stops accepting (upgrade requests for its routes get 503 from now on),
-   * sends 1001 Going Away to every connection, waits for their closing handshakes up to the close
-   * timeout, destroys the sockets that remain, and resolves once no connection is left. Calling
+   * stops reading and lets pending async hooks finish (up to the close timeout) so every message
+   * that reached a handler has its reply written, sends 1001 Going Away to every connection, waits
+   * for their closing handshakes up to the close timeout, destroys the sockets that remain, and
+   * resolves once no connection is left. Calling
    * it again returns the same promise. The servers themselves are not closed.
    */
   close(): Promise<void> {
@@ -224,12 +226,13 @@ export class WebSocketRouter {
       this.#closed = resolve;
       let timeout = resolveOptions(this.#options).closeTimeout;
       for (const route of this.#routes.values()) timeout = Math.max(timeout, route.options.closeTimeout);
-      // Each connection destroys its socket after its own close timeout; this is the backstop.
+      // Each connection destroys its socket after its own close timeout; this is the backstop
+      // (hooks settling, then the closing handshake: a close timeout each).
       this.#closeTimer = setTimeout(() => {
         for (const connection of this.#live) connection.terminate();
-      }, timeout);
+      }, 2 * timeout);
       this.#closeTimer.unref();
-      for (const connection of this.#live) connection.close(CloseCode.GoingAway, 'server shutting down');
+      for (const connection of this.#live) connection.shutdown(CloseCode.GoingAway, 'server shutting down');
     });
     return this.#closing;
   }

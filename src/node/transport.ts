@@ -65,6 +65,10 @@ export class WebSocketConnection {
   #heartbeat: Heartbeat | null = null;
   #idle: IdleTimer | null = null;
   #readPaused = false;
+  // Graceful shutdown: promises returned by hooks and not yet settled; reading held while they settle.
+  #pending = 0;
+  #onSettled: (() => void) | null = null;
+  #holdReading = false;
 
   /** @internal Connections come from acceptWebSocket (or a router), which runs the handshake first. */
   constructor(
@@ -172,6 +176,29 @@ export class WebSocketConnection {
     }
   }
 
+  /**
+   * Shuts down gracefully (what router.close() does): stops reading, lets the promises that hooks
+   * returned settle (up to closeTimeout) so every message already handed to onMessage has its
+   * reply queued, then starts the closing handshake with `code` and `reason` and reads on for the
+   * peer's Close.
+   */
+  shutdown(code: number = CloseCode.GoingAway, reason = ''): void {
+    if (this.#closed || this.#holdReading) return;
+    if (!this.#opened || this.#pending === 0) return this.close(code, reason);
+    this.#holdReading = true;
+    this.#socket.pause();
+    const finish = (): void => {
+      clearTimeout(timer);
+      this.#onSettled = null;
+      this.#holdReading = false;
+      this.close(code, reason);
+      if (!this.#readPaused && !this.#closed) this.#socket.resume();
+    };
+    const timer = setTimeout(finish, this.#options.closeTimeout);
+    timer.unref();
+    this.#onSettled = finish;
+  }
+
   /** Ends the connection at once, without a closing handshake (onClose gets 1006). */
   terminate(): void {
     // "At once": input read but not yet handed out goes with the socket, not to onMessage.
@@ -203,7 +230,7 @@ export class WebSocketConnection {
   readonly #onDrainEvent = (): void => {
     if (this.#readPaused) {
       this.#readPaused = false;
-      this.#socket.resume();
+      if (!this.#holdReading) this.#socket.resume();
     }
     this.#maybeDrained();
   };
@@ -228,6 +255,7 @@ export class WebSocketConnection {
     if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
     this.#heartbeat?.stop();
     this.#idle?.stop();
+    this.#onSettled?.(); // a shutdown() still waiting for hooks: its timer goes
     this.#conn.receiveEof();
     this.#conn.takeOutput();
     if (!this.#opened) return;
@@ -429,9 +457,18 @@ export class WebSocketConnection {
       return this.#hookFailed(name, error);
     }
     if (result !== undefined && typeof (result as PromiseLike<unknown>).then === 'function') {
-      (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.#hookFailed(name, error));
+      this.#pending++;
+      (result as PromiseLike<unknown>).then(this.#hookSettled, (error: unknown) => {
+        this.#hookSettled();
+        this.#hookFailed(name, error);
+      });
     }
   }
+
+  /** A promise a hook returned has settled; the last one lets a waiting shutdown() go on. */
+  readonly #hookSettled = (): void => {
+    if (--this.#pending === 0 && this.#onSettled !== null) this.#onSettled();
+  };
 
   /** A hook threw or rejected: onError gets what it threw (unless onError itself threw), then close 1011. */
   #hookFailed(name: keyof WebSocketHooks, error: unknown): void {

@@ -20,6 +20,18 @@ class Echo extends WebSocketHandler {
     this.send(message, type);
   }
 }
+/** Replies after an await, as a handler that looks something up does (in order: one lookup after another). */
+class SlowEcho extends WebSocketHandler {
+  #previous: Promise<void> = Promise.resolve();
+  override onMessage(message: string | Buffer, type: MessageType): Promise<void> {
+    seen++;
+    this.#previous = this.#previous.then(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1 + (seen % 5)));
+      this.send(message, type);
+    });
+    return this.#previous;
+  }
+}
 class Small extends WebSocketHandler {
   static options = { maxConnections: 1 };
 }
@@ -134,9 +146,11 @@ describe('Router limits and graceful shutdown', () => {
     assert.match(await refusal(port, '/wsEcho', '127.0.0.1', `Origin: http://127.0.0.1:${port}\r\n`), /^HTTP\/1\.1 101 /);
   });
 
-  test('router.close() under load: every message a handler saw has its echo written before the 1001', async () => {
+  for (const [name, Class] of [['a synchronous', Echo], ['an async', SlowEcho]] as const) {
+  test(`router.close() under load with ${name} handler: every message a handler saw has its echo written before the 1001`, async () => {
     const before = handles();
-    const router = new WebSocketRouter().route('/wsEcho', Echo);
+    const router = new WebSocketRouter().route('/wsEcho', Class);
+    seen = 0;
     const { server, port } = await start(router);
     const clients = await Promise.all(Array.from({ length: 20 }, () => open(port, '/wsEcho')));
     const results = clients.map((ws, c) => {
@@ -178,4 +192,5 @@ describe('Router limits and graceful shutdown', () => {
     await new Promise((resolve) => server.close(resolve));
     await assertNoLeaks(before);
   });
+  }
 });
