@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { RawClient, clientFrame } from '../helpers/net.js';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
-import { MiB, assertNoLeaks, assertProtocolError, bystander, cleanup, handles, memory, startEchoServer } from './helpers.js';
+import { MiB, assertNoLeaks, assertProtocolError, bystander, cleanup, handles, memory, startEchoServer, trackTimers } from './helpers.js';
 
 /** Waits for 'drain' or 'close', whichever comes first, without leaving listeners behind. */
 function drainOrClose(socket: Socket): Promise<void> {
@@ -59,6 +59,7 @@ describe('Slow consumers and floods from peers that do not read', () => {
 
   test("a client that sends continuously and never reads is failed with 1008 once the buffer passes maxBufferedAmount ('close')", async () => {
     const before = handles();
+    const timers = trackTimers();
     const heap = memory();
     const max = MiB;
     const echo = await startEchoServer({ maxBufferedAmount: max });
@@ -82,11 +83,13 @@ describe('Slow consumers and floods from peers that do not read', () => {
     client.destroy();
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
     assert.ok(memory() - heap < 24 * MiB, 'heap growth under 24 MiB');
   });
 
   test("under 'drop' the same client keeps its connection, echoes past the bound are dropped, and the buffer stays bounded", async () => {
     const before = handles();
+    const timers = trackTimers();
     const max = MiB;
     const echo = await startEchoServer({ maxBufferedAmount: max, slowConsumer: 'drop' });
     const { client } = await RawClient.open(echo.port);
@@ -121,10 +124,12 @@ describe('Slow consumers and floods from peers that do not read', () => {
     client.destroy();
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
   test("a ping flood from a client that never reads meets the same bound and is failed with 1008 ('close')", async () => {
     const before = handles();
+    const timers = trackTimers();
     const max = 256 * 1024;
     const echo = await startEchoServer({ maxBufferedAmount: max });
     const { client } = await RawClient.open(echo.port);
@@ -141,10 +146,12 @@ describe('Slow consumers and floods from peers that do not read', () => {
     client.destroy();
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
   test("under 'drop' a ping flood pauses reading until the peer reads, and then every Pong arrives in order", async () => {
     const before = handles();
+    const timers = trackTimers();
     const max = 256 * 1024;
     const echo = await startEchoServer({ maxBufferedAmount: max, slowConsumer: 'drop' });
     const { client } = await RawClient.open(echo.port);
@@ -183,10 +190,12 @@ describe('Slow consumers and floods from peers that do not read', () => {
     assert.equal(ended[0]!.code, CloseCode.Normal);
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
   test('a 16 MiB message is echoed with the default bound: one send into an empty buffer always goes out', async () => {
     const before = handles();
+    const timers = trackTimers();
     const echo = await startEchoServer({ maxPayload: 64 * MiB });
     // Without compression, so the 16 MiB go through the buffer as they are.
     const ws = new WebSocket(`ws://127.0.0.1:${echo.port}/`, { maxPayload: 64 * MiB, perMessageDeflate: false });
@@ -201,5 +210,6 @@ describe('Slow consumers and floods from peers that do not read', () => {
     assert.deepEqual(ended, [{ code: CloseCode.Normal, reason: '', errors: [] }]);
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 });

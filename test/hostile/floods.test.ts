@@ -6,7 +6,7 @@ import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawClient, clientFrame } from '../helpers/net.js';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
-import { MiB, assertNoLeaks, assertProtocolError, bystander, cleanup, handles, memory, startEchoServer } from './helpers.js';
+import { MiB, assertNoLeaks, assertProtocolError, bystander, cleanup, handles, memory, startEchoServer, trackTimers } from './helpers.js';
 
 /** The header of a masked binary frame announcing `length` bytes (64-bit form), with a zero mask. */
 function hugeHeader(length: bigint): Buffer {
@@ -22,6 +22,7 @@ describe('Floods and abrupt ends', () => {
 
   test('100,000 empty continuation frames cost no memory beyond their bytes and the message echoes whole', async () => {
     const before = handles();
+    const timers = trackTimers();
     const echo = await startEchoServer();
     const { client } = await RawClient.open(echo.port);
     const heap = memory();
@@ -39,6 +40,7 @@ describe('Floods and abrupt ends', () => {
     await client.waitClosed();
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
   test('100,000 one-byte fragments of a text message with multi-byte characters echo byte-exact', async () => {
@@ -61,6 +63,7 @@ describe('Floods and abrupt ends', () => {
 
   test('a frame announcing 2^63-1 bytes fails at once with 1009, before any payload and without allocating it', async () => {
     const before = handles();
+    const timers = trackTimers();
     const echo = await startEchoServer();
     const { client } = await RawClient.open(echo.port);
     const heap = memory();
@@ -75,6 +78,7 @@ describe('Floods and abrupt ends', () => {
     assert.ok(memory() - heap < MiB, 'nothing of the announced size was allocated');
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
   test('a frame announcing 2^32 bytes is refused from its header with 1009 and the limit in the reason', async () => {
@@ -90,6 +94,7 @@ describe('Floods and abrupt ends', () => {
 
   test('50 resets in the middle of a frame and 50 in the middle of the closing handshake end cleanly with 1006', async () => {
     const before = handles();
+    const timers = trackTimers();
     const heap = memory();
     const echo = await startEchoServer();
     const midFrame = async () => {
@@ -130,6 +135,7 @@ describe('Floods and abrupt ends', () => {
     assert.equal(echo.open.size, 0);
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
     assert.ok(memory() - heap < 16 * MiB, 'heap growth under 16 MiB');
   });
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { RawClient, clientFrame, parseFrame, type ReadFrame } from '../helpers/net.js';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { Connection } from '../../src/protocol/connection.js';
-import { MiB, assertNoLeaks, bystander, handles, memory, random, startEchoServer } from './helpers.js';
+import { MiB, assertNoLeaks, bystander, handles, memory, random, startEchoServer, trackTimers } from './helpers.js';
 import { cleanup } from './helpers.js';
 
 interface Attack {
@@ -169,6 +169,7 @@ describe('Garbage after the handshake', () => {
   test('100 connections sending garbage at once each get the prescribed Close while 3 bystanders echo byte-exact', async () => {
     const before = handles();
     const heap = memory();
+    const timers = trackTimers();
     const echo = await startEchoServer();
     const list = attacks();
     assert.equal(list.length, 100);
@@ -203,6 +204,7 @@ describe('Garbage after the handshake', () => {
     assert.equal(echo.open.size, 0);
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no heartbeat, close or other timer outlives its connection');
     assert.ok(memory() - heap < 16 * MiB, 'heap growth under 16 MiB');
   });
 });

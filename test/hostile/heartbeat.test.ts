@@ -9,7 +9,7 @@ import { RawClient, parseFrame, type ReadFrame } from '../helpers/net.js';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { Heartbeat, IdleTimer } from '../../src/node/heartbeat.js';
 import { resolveOptions } from '../../src/node/options.js';
-import { assertNoLeaks, assertProtocolError, bystander, cleanup, handles, startEchoServer } from './helpers.js';
+import { assertNoLeaks, assertProtocolError, bystander, cleanup, handles, startEchoServer, trackTimers } from './helpers.js';
 
 function framesOf(bytes: Buffer): ReadFrame[] {
   const frames: ReadFrame[] = [];
@@ -25,6 +25,7 @@ describe('Heartbeat on a live server', () => {
 
   test('a client that never answers a Ping is failed with 1011 and destroyed, while a bystander echoes on', async () => {
     const before = handles();
+    const timers = trackTimers();
     const echo = await startEchoServer({ heartbeatInterval: 100, heartbeatTimeout: 200 });
     const { client } = await RawClient.open(echo.port);
     const [rest, echoed] = await Promise.all([client.readToEnd(), bystander(echo.port, 31, 100)]);
@@ -47,10 +48,12 @@ describe('Heartbeat on a live server', () => {
     await client.waitClosed();
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
   test('a client that vanished (reads nothing, answers nothing) is reaped', async () => {
     const before = handles();
+    const timers = trackTimers();
     const echo = await startEchoServer({ heartbeatInterval: 50, heartbeatTimeout: 100 });
     const { client } = await RawClient.open(echo.port);
     client.socket.pause();
@@ -60,6 +63,7 @@ describe('Heartbeat on a live server', () => {
     client.destroy();
     await echo.close();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
   test('unsolicited Pongs from a peer do not keep it alive: only the Pong of the last Ping counts', async () => {

@@ -4,6 +4,7 @@
 
 import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHook } from 'node:async_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
@@ -127,6 +128,31 @@ export async function assertNoLeaks(before: Record<string, number>): Promise<voi
   for (const [kind, n] of Object.entries(now)) {
     assert.ok(n <= (before[kind] ?? 0), `${n} ${kind} active after the attack, ${before[kind] ?? 0} before`);
   }
+}
+
+/**
+ * Counts timers created from now on that are still pending, unref'd ones included (which
+ * getActiveResourcesInfo() does not list): heartbeat, idle and close timers must all go with their
+ * connections. stop() disables the tracking and returns how many are left.
+ */
+export function trackTimers(): { stop(): Promise<number> } {
+  const pending = new Set<number>();
+  const hook = createHook({
+    init(id, type) {
+      if (type === 'Timeout') pending.add(id);
+    },
+    destroy(id) {
+      pending.delete(id);
+    },
+  }).enable();
+  return {
+    async stop() {
+      // destroy hooks run asynchronously after a timer is cleared: give them a few turns.
+      for (let i = 0; i < 20 && pending.size !== 0; i++) await new Promise((resolve) => setImmediate(resolve));
+      hook.disable();
+      return pending.size;
+    },
+  };
 }
 
 setFlagsFromString('--expose-gc');

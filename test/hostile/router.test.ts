@@ -11,7 +11,7 @@ import { WebSocketRouter } from '../../src/framework/router.js';
 import { WebSocketHandler } from '../../src/framework/handler.js';
 import { CloseCode } from '../../src/protocol/constants.js';
 import type { MessageType } from '../../src/node/types.js';
-import { assertNoLeaks, handles } from './helpers.js';
+import { assertNoLeaks, handles, trackTimers } from './helpers.js';
 
 let seen = 0;
 class Echo extends WebSocketHandler {
@@ -92,6 +92,7 @@ describe('Router limits and graceful shutdown', () => {
 
   test('past maxConnections a handshake gets 503 with Retry-After; a closed connection frees its slot', async () => {
     const before = handles();
+    const timers = trackTimers();
     const router = new WebSocketRouter({ maxConnections: 3 }).route('/wsEcho', Echo);
     const { port } = await start(router);
     const clients = [await open(port, '/wsEcho'), await open(port, '/wsEcho'), await open(port, '/wsEcho')];
@@ -108,6 +109,7 @@ describe('Router limits and graceful shutdown', () => {
     await Promise.all(clients.map(closeClient));
     await stopAll();
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
   test('the per-address limit is off by default and answers 429 per address when set', async () => {
@@ -149,6 +151,7 @@ describe('Router limits and graceful shutdown', () => {
   for (const [name, Class] of [['a synchronous', Echo], ['an async', SlowEcho]] as const) {
   test(`router.close() under load with ${name} handler: every message a handler saw has its echo written before the 1001`, async () => {
     const before = handles();
+    const timers = trackTimers();
     const router = new WebSocketRouter().route('/wsEcho', Class);
     seen = 0;
     const { server, port } = await start(router);
@@ -191,6 +194,7 @@ describe('Router limits and graceful shutdown', () => {
     servers.clear();
     await new Promise((resolve) => server.close(resolve));
     await assertNoLeaks(before);
+    assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
   }
 });
