@@ -448,7 +448,9 @@ export class WebSocketConnection {
   #callHook(name: 'onMessage', message: string | Buffer, type: MessageType): void;
   #callHook(name: 'onError', error: Error): void;
   #callHook(name: keyof WebSocketHooks, a?: unknown, b?: unknown): void {
-    const hook = this.#hooks[name] as ((a?: unknown, b?: unknown) => unknown) | undefined;
+    const hooks = this.#hooks;
+    // onMessage, called once per message, by a named load: a lookup by a varying key goes megamorphic.
+    const hook = (name === 'onMessage' ? hooks.onMessage : hooks[name]) as ((a?: unknown, b?: unknown) => unknown) | undefined;
     if (hook === undefined) return;
     let result: unknown;
     try {
