@@ -98,11 +98,11 @@ describe('Heartbeat on a live server', () => {
   });
 
   test('idleTimeout closes a connection with no messages with 1001, and messages keep another open', async () => {
-    const echo = await startEchoServer({ idleTimeout: 300, heartbeatInterval: 0 });
+    const echo = await startEchoServer({ idleTimeout: 1000, heartbeatInterval: 0 });
     const idle = await RawClient.open(echo.port);
     const busy = new WebSocket(`ws://127.0.0.1:${echo.port}/`);
     await new Promise((resolve, reject) => busy.once('open', resolve).once('error', reject));
-    const chatter = setInterval(() => busy.send('still here'), 30);
+    const chatter = setInterval(() => busy.send('still here'), 50);
     const close = await idle.client.readFrame();
     assert.equal(close.opcode, Opcode.Close);
     assert.equal(close.payload.readUInt16BE(0), CloseCode.GoingAway);
