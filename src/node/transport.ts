@@ -285,7 +285,7 @@ export class WebSocketConnection {
     // Pongs the core queued by itself, going into a buffer already past the bound: a ping flood
     // from a peer that never reads meets the same bound as send() (handler sends were checked there).
     if (conn.outputBytes !== 0 && conn.state === ConnectionState.Open && this.#socket.writableLength > this.#options.maxBufferedAmount) {
-      this.#readOverflow();
+      this.#pauseReading();
     }
     this.#flush();
   }
@@ -413,14 +413,17 @@ export class WebSocketConnection {
     return false;
   }
 
-  /** Automatic replies would grow a buffer past the bound. Under 'drop' they cannot be unqueued, so reading waits for 'drain'. */
-  #readOverflow(): void {
-    if (this.#options.slowConsumer === 'close') {
-      this.#slowConsumer();
-    } else if (!this.#readPaused) {
-      this.#readPaused = true;
-      this.#socket.pause();
-    }
+  /**
+   * Automatic replies (Pongs) went into a buffer already past the bound. They cannot be unqueued,
+   * and closing would punish a client that pings while it downloads a large message; so, under
+   * either policy, reading waits for 'drain' and TCP flow control holds the peer back. A peer that
+   * never reads again is then reaped by the heartbeat (its Pong cannot be read).
+   */
+  #pauseReading(): void {
+    // Without a pending 'drain' (a bound below the socket's own high-water mark) nothing would resume it.
+    if (this.#readPaused || !this.#socket.writableNeedDrain) return;
+    this.#readPaused = true;
+    this.#socket.pause();
   }
 
   /**

@@ -38,6 +38,25 @@ async function flood(socket: Socket, frame: (i: number) => Buffer, limit: number
   return { frames, bytes };
 }
 
+/**
+ * Writes frames made by `frame(i)` until the socket closes or a write has waited `stallMs` for
+ * 'drain' (the server stopped reading); returns how many frames were written.
+ */
+async function writeUntilStalled(socket: Socket, frame: (i: number) => Buffer, stallMs = 300): Promise<number> {
+  let frames = 0;
+  for (let stalled = false; !stalled && !socket.destroyed; ) {
+    while (!socket.destroyed && socket.write(frame(frames))) frames++;
+    frames++;
+    let timer: NodeJS.Timeout | undefined;
+    stalled = await Promise.race([
+      drainOrClose(socket).then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), stallMs))),
+    ]);
+    clearTimeout(timer);
+  }
+  return frames;
+}
+
 const PING_PAYLOAD = 125;
 function pingFrame(i: number): Buffer {
   const payload = Buffer.alloc(PING_PAYLOAD, 0x70);
@@ -127,22 +146,23 @@ describe('Slow consumers and floods from peers that do not read', () => {
     assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
   });
 
-  test("a ping flood from a client that never reads meets the same bound and is failed with 1008 ('close')", async () => {
+  test("a ping flood from a client that never reads pauses reading at the bound, and the heartbeat then reaps it (default 'close')", async () => {
     const before = handles();
     const timers = trackTimers();
     const max = 256 * 1024;
-    const echo = await startEchoServer({ maxBufferedAmount: max });
+    const echo = await startEchoServer({ maxBufferedAmount: max, heartbeatInterval: 200, heartbeatTimeout: 300 });
     const { client } = await RawClient.open(echo.port);
     client.socket.pause();
     const sampler = setInterval(() => echo.sample(), 1);
-    const sent = await flood(client.socket, pingFrame, 256 * MiB);
+    // Writes stall once the server stops reading; the heartbeat's Ping waits behind the Pongs.
+    const [, ended] = await Promise.all([writeUntilStalled(client.socket, pingFrame), echo.waitEnded(1)]);
     clearInterval(sampler);
-    assert.ok(sent.bytes < 256 * MiB, 'the server ended the flood');
-    const [ended] = await echo.waitEnded(1);
-    assert.equal(ended!.code, CloseCode.PolicyViolation);
-    assertProtocolError(ended!.errors[0], 'WS_ERR_SLOW_CONSUMER', CloseCode.PolicyViolation);
-    // Bound: the buffer when a read began, plus the Pongs of one read (at most 64 KiB of Pings).
-    assert.ok(echo.peakBuffered <= max + 64 * 1024, `peak ${echo.peakBuffered} within the bound`);
+    assert.equal(ended[0]!.code, CloseCode.InternalError);
+    assertProtocolError(ended[0]!.errors[0], 'WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError);
+    // Bound: the read that found the buffer past the bound still writes its Pongs (the core queued
+    // them), as did the read before it: two reads of at most 64 KiB of Pings.
+    assert.ok(echo.peakBuffered <= max + 128 * 1024, `peak ${echo.peakBuffered} within the bound`);
+    assert.ok(echo.peakBuffered > max, 'the flood did reach the bound');
     client.destroy();
     await echo.close();
     await assertNoLeaks(before);
@@ -158,15 +178,7 @@ describe('Slow consumers and floods from peers that do not read', () => {
     client.socket.pause();
     const sampler = setInterval(() => echo.sample(), 1);
     // Write until our own socket stops draining for a while: the server has stopped reading.
-    let pings = 0;
-    for (let stalled = false; !stalled; ) {
-      while (client.socket.write(pingFrame(pings))) pings++;
-      pings++;
-      stalled = await Promise.race([
-        drainOrClose(client.socket).then(() => false),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 300)),
-      ]);
-    }
+    const pings = await writeUntilStalled(client.socket, pingFrame);
     clearInterval(sampler);
     echo.sample();
     // Bound: the read that found the buffer past the bound still writes its Pongs (the core queued
@@ -191,6 +203,33 @@ describe('Slow consumers and floods from peers that do not read', () => {
     await echo.close();
     await assertNoLeaks(before);
     assert.equal(await timers.stop(), 0, 'no timer outlives its connection');
+  });
+
+  test('a client that pings while it is slow to read a 16 MiB echo is not closed: its Pong waits behind the echo', async () => {
+    const before = handles();
+    const echo = await startEchoServer({ maxPayload: 64 * MiB });
+    const { client } = await RawClient.open(echo.port);
+    const message = randomBytes(16 * MiB);
+    client.socket.pause(); // slow to read: the echo piles up in the server's buffer
+    client.write(clientFrame(Opcode.Binary, message));
+    while (echo.peakBuffered === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    client.sendFrame(Opcode.Ping, 'are you there');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    echo.sample();
+    assert.ok(echo.peakBuffered > 4 * MiB, 'the Ping arrived while the buffer was past the default bound');
+    client.socket.resume();
+    const reply = await client.readFrame();
+    assert.equal(reply.opcode, Opcode.Binary);
+    assert.ok(reply.payload.equals(message));
+    const pong = await client.readFrame();
+    assert.deepEqual([pong.opcode, pong.payload.toString()], [Opcode.Pong, 'are you there']);
+    assert.equal(echo.open.size, 1);
+    client.sendFrame(Opcode.Close, Buffer.from([0x03, 0xe8]));
+    await client.waitClosed();
+    const ended = await echo.waitEnded(1);
+    assert.deepEqual(ended, [{ code: CloseCode.Normal, reason: '', errors: [] }]);
+    await echo.close();
+    await assertNoLeaks(before);
   });
 
   test('a 16 MiB message is echoed with the default bound: one send into an empty buffer always goes out', async () => {
