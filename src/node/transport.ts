@@ -61,7 +61,7 @@ export class WebSocketConnection {
   #drainWanted = false;
   #socketError = false;
   #closeTimer: NodeJS.Timeout | null = null;
-  // Defences (docs/security.md): heartbeat, idle timer, reading paused by the 'drop' policy.
+  // Defences (docs/security.md): heartbeat, idle timer, reading paused while Pongs drain.
   #heartbeat: Heartbeat | null = null;
   #idle: IdleTimer | null = null;
   #readPaused = false;
