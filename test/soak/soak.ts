@@ -105,7 +105,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
   /** One connection's life: a random number of messages with a window in flight, then a close (or a terminate). */
   const session = async (): Promise<void> => {
-    const count = Math.min(budget, 1 + Math.floor(next() * 200));
+    const count = Math.min(budget, 1 + Math.floor(next() * 100));
     budget -= count;
     if (count <= 0) return;
     const window = 1 + Math.floor(next() * 16);
