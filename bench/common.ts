@@ -22,10 +22,21 @@ export const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 export const BENCH_PATH = '/echo';
 export const MAX_PAYLOAD = 64 * 1024 * 1024;
 
-/** A payload of `size` bytes: binary is pseudo-random; text is valid UTF-8, mostly ASCII with some two- and three-byte characters. */
-export function payload(size: number, text: boolean): Buffer {
-  if (!text) return randomBytes(size);
-  const unit = Buffer.from('The quick brown fox jumps over the lazy dog, café ünïcödé ✓ 12345. ', 'utf8');
+/**
+ * What a message carries: random bytes; ASCII text shaped like JSON (what most text messages are);
+ * or UTF-8 text, mostly ASCII with some two- and three-byte characters (any non-ASCII byte takes
+ * Node's UTF-8 decoder off its ASCII fast path).
+ */
+export type PayloadKind = 'binary' | 'text' | 'text-utf8';
+
+export function payload(size: number, kind: PayloadKind): Buffer {
+  if (kind === 'binary') return randomBytes(size);
+  const unit = Buffer.from(
+    kind === 'text'
+      ? '{"type":"chat","room":"lobby","from":"user-42","text":"The quick brown fox jumps over the lazy dog"},'
+      : 'The quick brown fox jumps over the lazy dog, café ünïcödé ✓ 12345. ',
+    'utf8',
+  );
   const out = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i += unit.length) unit.copy(out, i, 0, Math.min(unit.length, size - i));
   // Cutting the unit may split a character at the end: pad the last bytes with ASCII.

@@ -4,7 +4,7 @@
 // bench/run.ts over IPC; answers each command with {id, ...result}.
 
 import { connect, type Socket } from 'node:net';
-import { OPCODE_BINARY, OPCODE_TEXT, clientFrame, handshakeRequest, payload, treeCpuSeconds } from './common.js';
+import { OPCODE_BINARY, OPCODE_TEXT, type PayloadKind, clientFrame, handshakeRequest, payload, treeCpuSeconds } from './common.js';
 
 let port = 0;
 let localCounter = 0;
@@ -186,7 +186,7 @@ interface EchoCommand {
   connections: number;
   inFlight: number;
   size: number;
-  text: boolean;
+  kind: PayloadKind;
   warmupMs: number;
   measureMs: number;
   serverPid: number;
@@ -194,8 +194,8 @@ interface EchoCommand {
 
 async function echo(command: EchoCommand): Promise<object> {
   await ensureConnections(command.connections);
-  const opcode = command.text ? OPCODE_TEXT : OPCODE_BINARY;
-  const frame = clientFrame(opcode, payload(command.size, command.text));
+  const opcode = command.kind === 'binary' ? OPCODE_BINARY : OPCODE_TEXT;
+  const frame = clientFrame(opcode, payload(command.size, command.kind));
   const block = Buffer.concat(Array.from({ length: command.inFlight }, () => frame));
   run = { running: true, opcode, size: command.size, block, frameLength: frame.length, msgs: 0, errors: 0, inFlight: 0, onIdle: null };
   const r = run;
@@ -256,7 +256,7 @@ async function upgrades(command: { inFlight: number; warmupMs: number; measureMs
 
 /** Every pooled connection sends a 64 KiB binary frame but its last byte: the server holds a message in flight. */
 async function partial(command: { size: number }): Promise<object> {
-  const frame = clientFrame(OPCODE_BINARY, payload(command.size, false));
+  const frame = clientFrame(OPCODE_BINARY, payload(command.size, 'binary'));
   const head = frame.subarray(0, frame.length - 1);
   await Promise.all(pool.map((client) => new Promise<void>((resolve) => client.socket.write(head, () => resolve()))));
   return { connections: pool.length, bytesEach: head.length };

@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SYSTEMS, type SystemName, rotate, sizeLabel } from './common.js';
+import { type PayloadKind, SYSTEMS, type SystemName, rotate, sizeLabel } from './common.js';
 import type { MicroFigure } from './micro.js';
 import { type BenchResults, type Figure, formatValue, printFigure, writeDocs } from './report.js';
 
@@ -34,24 +34,32 @@ const sections = args.sections ? args.sections.split(',') : [...SECTIONS];
 for (const s of sections) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown section ${s}: one of ${SECTIONS.join(', ')}`);
 const rounds = Number(args.rounds ?? (quick ? 3 : 5));
 
+interface Echo {
+  size: number;
+  kind: PayloadKind;
+}
+
 /** The plan: what each mode runs. */
 const plan = quick
   ? {
       echo: [
-        { size: 32, text: false },
-        { size: 16 * 1024, text: false },
-        { size: 32, text: true },
-      ],
+        { size: 32, kind: 'binary' },
+        { size: 16 * 1024, kind: 'binary' },
+        { size: 32, kind: 'text' },
+      ] as Echo[],
       scaling: [1, 1000],
       memoryConnections: 2000,
       warmupMs: 200,
       measureMs: 500,
     }
   : {
-      echo: [32, 1024, 16 * 1024, 1024 * 1024].flatMap((size) => [
-        { size, text: false },
-        { size, text: true },
-      ]),
+      echo: [
+        ...[32, 1024, 16 * 1024, 1024 * 1024].flatMap((size): Echo[] => [
+          { size, kind: 'binary' },
+          { size, kind: 'text' },
+        ]),
+        { size: 16 * 1024, kind: 'text-utf8' },
+      ] as Echo[],
       scaling: [1, 100, 1000, 10_000],
       memoryConnections: 10_000,
       warmupMs: 300,
@@ -180,7 +188,8 @@ function record(
   (figure.systems[system] ??= []).push(value);
 }
 
-const echoLabel = (size: number, text: boolean): string => `${sizeLabel(size)} ${text ? 'text' : 'binary'}`;
+const echoLabel = (size: number, kind: PayloadKind): string =>
+  `${sizeLabel(size)} ${kind === 'binary' ? 'binary' : kind === 'text' ? 'text (ASCII)' : 'text (UTF-8, non-ASCII)'}`;
 
 async function loadRounds(): Promise<void> {
   const wantEcho = sections.includes('echo');
@@ -195,11 +204,11 @@ async function loadRounds(): Promise<void> {
       const common = { serverPid: server.pid, warmupMs: plan.warmupMs, measureMs: plan.measureMs };
       try {
         if (wantEcho) {
-          for (const { size, text } of plan.echo) {
-            const r = await load.request({ type: 'echo', ...common, connections: CONNECTIONS, inFlight: inFlightFor(size), size, text });
-            const key = `${text ? 'text' : 'binary'}.${size}`;
-            const group = text ? 'echo-text' : 'echo-binary';
-            const label = echoLabel(size, text);
+          for (const { size, kind } of plan.echo) {
+            const r = await load.request({ type: 'echo', ...common, connections: CONNECTIONS, inFlight: inFlightFor(size), size, kind });
+            const key = `${kind}.${size}`;
+            const group = kind === 'binary' ? 'echo-binary' : 'echo-text';
+            const label = echoLabel(size, kind);
             record(`echo.cpu.${key}`, { section: `${group}`, metric: 'server CPU per message', label, unit: 'µs', better: 'lower', baseline: 'ws', size }, system, r.serverCpuPerMessageUs as number);
             record(`echo.rate.${key}`, { section: `${group}-rate`, metric: 'messages per second', label, unit: 'msg/s', better: 'higher', baseline: 'ws', size }, system, r.msgsPerSecond as number);
             record(`echo.mb.${key}`, { section: `${group}-mb`, metric: 'payload MB/s each way', label, unit: 'MB/s', better: 'higher', baseline: 'ws', size }, system, r.mbPerSecond as number);
@@ -211,7 +220,7 @@ async function loadRounds(): Promise<void> {
           for (const connections of plan.scaling) {
             const inFlight = Math.max(1, Math.round(SCALING_IN_FLIGHT / connections));
             await load.request({ type: 'connect', count: connections });
-            const r = await load.request({ type: 'echo', ...common, connections, inFlight, size: 32, text: false });
+            const r = await load.request({ type: 'echo', ...common, connections, inFlight, size: 32, kind: 'binary' });
             const label = `${connections.toLocaleString('en-US')} × ${inFlight} in flight`;
             record(`scaling.cpu.${connections}`, { section: 'scaling', metric: 'server CPU per message, 32 B binary', label, unit: 'µs', better: 'lower', baseline: 'ws' }, system, r.serverCpuPerMessageUs as number);
             record(`scaling.rate.${connections}`, { section: 'scaling-rate', metric: 'messages per second, 32 B binary', label, unit: 'msg/s', better: 'higher', baseline: 'ws' }, system, r.msgsPerSecond as number);
@@ -239,7 +248,7 @@ async function loadRounds(): Promise<void> {
 
 async function memoryRounds(): Promise<void> {
   if (!sections.includes('memory')) return;
-  const memSystems = systems.filter((s) => s === 'framework' || s === 'ours' || s === 'ws');
+  const memSystems = systems.filter((s) => s !== 'ws-js'); // ws-js holds what ws holds
   const n = plan.memoryConnections;
   for (let round = 0; round < rounds; round++) {
     for (const system of rotate(memSystems, round)) {
