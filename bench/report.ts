@@ -131,6 +131,44 @@ function targets(results: BenchResults): Target[] {
   return out;
 }
 
+/** Notes that put the targets next to what bounds them, with this run's figures. */
+function readingNotes(results: BenchResults): string[] {
+  const get = (id: string): Figure | undefined => results.figures.find((f) => f.id === id);
+  const notes: string[] = [];
+  const f = (v: number): string => formatValue(v);
+  const cpu32 = get('echo.cpu.binary.32');
+  if (cpu32 && Number.isFinite(median(cpu32, 'raw'))) {
+    notes.push(
+      `32 B echo: the raw echo, which does no framing at all, costs ${f(median(cpu32, 'raw'))} µs per message here; about half of ours is the same read and write system calls ` +
+        '(under `perf record` on this machine, `write` alone was about 30 % of our server time at 32 B), the rest is parsing, the message event, the hook call and the frame written back, in JS. ' +
+        `With many messages per read it falls further: ${f(median(get('scaling.cpu.1'), 'ours'))} µs at 400 in flight on one connection.`,
+    );
+  }
+  const rss = get('memory.idle.rss');
+  if (rss && Number.isFinite(median(rss, 'raw'))) {
+    notes.push(
+      `Idle memory: a socket that node:http upgraded and that nothing else holds already takes ${f(median(rss, 'raw'))} KB of RSS (${f(median(get('memory.idle.heap'), 'raw'))} KB of JS heap) per connection, ` +
+        'more than the 3 KB target (which the issue measured for Bun, 1.85 KB, not for any Node server). On top of that ours keeps the upgrade request (`this.request`, ' +
+        "PEF's `$self->{_request}`), a heartbeat timer (a Ping every 30 s, PEF's default) and the parser and connection state; ws keeps no request and no timer.",
+    );
+  }
+  const text = get(`echo.cpu.text-utf8.${16 * 1024}`);
+  if (text) {
+    notes.push(
+      'Text: onMessage gets a string, so ours decodes every text message and encodes it again on send. Node 20 decodes ASCII at about 11 GB/s but UTF-8 with any ' +
+        'non-ASCII character at about 0.45 GB/s (Buffer#toString and TextDecoder alike): 35 µs of a 16 KiB message. ws echoes the bytes without decoding them.',
+    );
+  }
+  const up = get('upgrades.cpu');
+  if (up && Number.isFinite(median(up, 'raw'))) {
+    notes.push(
+      `Upgrades: the raw echo's ${f(median(up, 'raw'))} µs of server CPU per upgrade is Node's own work (accept, the HTTP parser, socket streams, teardown) and a bare 101, the same under every library; ` +
+        "the rest is the library's handshake: validation, the response, the connection's state and timers. Upgrades per second also depend on latency with 32 in flight, and the load generator shares the 2 cores.",
+    );
+  }
+  return notes;
+}
+
 function markdown(results: BenchResults): string {
   const order = results.systems;
   const bySection = (section: string): Figure[] => results.figures.filter((f) => f.section === section);
@@ -172,6 +210,13 @@ function markdown(results: BenchResults): string {
   }
   if (results.figures.some((f) => f.id.startsWith('echo.cpu.'))) {
     out.push('![Server CPU per echoed message, by size and system](benchmarks.svg)');
+    out.push('');
+  }
+  const reading = readingNotes(results);
+  if (reading.length !== 0) {
+    out.push('### What bounds the figures');
+    out.push('');
+    for (const line of reading) out.push(`- ${line}`);
     out.push('');
   }
 
