@@ -102,6 +102,8 @@ async function setUp(): Promise<void> {
         );
         if (head.length !== 0) socket.write(head);
         socket.on('data', (chunk: Buffer) => socket.write(chunk));
+        // node:http's sockets allow half-open: without this, closed clients pile up in CLOSE_WAIT.
+        socket.on('end', () => socket.end());
       });
       return;
     }
