@@ -132,11 +132,11 @@ function parsing(): void {
   const total = QUICK ? 4 << 20 : 8 << 20;
   for (const size of sizes) {
     const { stream, frames } = frameStream(size, total);
-    const names = ['ours', 'ours FrameParser', 'ws'];
+    const names = ['ours Connection', 'ours FrameParser', 'ws Receiver'];
     const systems = contest(names, (name) => {
       const chunks = chunksOf(stream);
       let count = 0;
-      if (name === 'ws') {
+      if (name === 'ws Receiver') {
         const receiver = new Receiver({ isServer: true, maxPayload: 0, binaryType: 'nodebuffer' });
         receiver.on('message', () => void count++);
         receiver.on('error', (error) => {
@@ -150,7 +150,7 @@ function parsing(): void {
           },
         };
       }
-      if (name === 'ours') {
+      if (name === 'ours Connection') {
         // The whole protocol core, as a socket read drives it: parse, assemble, hand out events.
         const conn = new Connection({ maxPayload: 64 << 20 });
         return {
@@ -184,7 +184,7 @@ function parsing(): void {
       better: 'higher',
       systems,
       secondary: { unit: 'MB/s', systems: mb },
-      baseline: 'ws',
+      baseline: 'ws Receiver',
     });
   }
 }
@@ -196,9 +196,9 @@ function encoding(): void {
   for (const size of sizes) {
     const data = Buffer.alloc(size, 0x62);
     const count = Math.max(200, Math.floor((QUICK ? 2e7 : 4e7) / (size + 500)));
-    const systems = contest(['ours encodeFrame', 'ours Connection.sendBinary', 'ws'], (name) => {
+    const systems = contest(['ours encodeFrame', 'ours Connection.sendBinary', 'ws Sender.frame'], (name) => {
       let sink = 0;
-      if (name === 'ws') {
+      if (name === 'ws Sender.frame') {
         const options = { fin: true, rsv1: false, opcode: 2, mask: false, readOnly: false };
         return {
           units: count,
@@ -234,7 +234,7 @@ function encoding(): void {
       unit: 'frames/s',
       better: 'higher',
       systems,
-      baseline: 'ws',
+      baseline: 'ws Sender.frame',
     });
   }
 }
