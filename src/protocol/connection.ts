@@ -202,7 +202,8 @@ export class Connection implements FrameSink {
   #messageBinary = false;
   #messageEncoded = false;
   readonly #message = new PieceBuffer();
-  readonly #control = new PieceBuffer();
+  /** A control frame's payload in assembly; made on the first control frame with a payload (idle connections hold none). */
+  #control: PieceBuffer | null = null;
   #utf8: Utf8Validator | null = null;
   // The received frame being observed (only when onFrame is set).
   #observedPending = false;
@@ -515,7 +516,7 @@ export class Connection implements FrameSink {
   onFrameData(data: Buffer): boolean {
     if (this.#onFrame !== null && this.#observedHead.length < OBSERVED_HEAD_BYTES) this.#observeData(data);
     if (this.#frameOpcode >= Opcode.Close) {
-      this.#control.push(data);
+      (this.#control ??= new PieceBuffer()).push(data);
       return true;
     }
     // §8.1: text is checked as it arrives, so invalid UTF-8 fails at the first bad piece.
@@ -530,7 +531,7 @@ export class Connection implements FrameSink {
   onFrameEnd(): boolean {
     if (this.#observedPending) this.#reportObserved();
     const opcode = this.#frameOpcode;
-    if (opcode >= Opcode.Close) return this.#controlFrame(opcode, this.#control.take());
+    if (opcode >= Opcode.Close) return this.#controlFrame(opcode, this.#control === null ? EMPTY : this.#control.take());
     if (!this.#frameFin) return true;
     this.#messageOpen = false;
     let data = this.#message.take();
@@ -606,6 +607,6 @@ export class Connection implements FrameSink {
   #releaseMessage(): void {
     this.#messageOpen = false;
     this.#message.clear();
-    this.#control.clear();
+    this.#control?.clear();
   }
 }

@@ -55,7 +55,7 @@ export class FrameParser {
   #pos = 0;
   #queue: Buffer[] = [];
   /** Header bytes that arrived without the rest of their field. */
-  readonly #stash = Buffer.allocUnsafe(8);
+  readonly #stash: Buffer;
   #stashed = 0;
 
   // The frame in progress.
@@ -64,11 +64,15 @@ export class FrameParser {
   #opcode = 0;
   #masked = false;
   #remaining = 0;
-  readonly #mask = new Uint8Array(4);
+  /** The frame's masking key: the 4 bytes after the stash in one small buffer (an idle parser holds one allocation, not two). */
+  readonly #mask: Buffer;
   #maskPhase = 0;
 
   constructor(sink: FrameSink, options: FrameParserOptions = {}) {
     this.#sink = sink;
+    const bytes = Buffer.allocUnsafe(12);
+    this.#stash = bytes.subarray(0, 8);
+    this.#mask = bytes.subarray(8, 12);
     this.#expectMasked = (options.role ?? 'server') === 'server';
     this.#allowedRsv = options.allowedRsv ?? 0;
   }
