@@ -223,7 +223,7 @@ function markdown(results: BenchResults): string {
   const s = results.setup;
   const echoIntro =
     `${s.connections} connections, ${s.inFlight}; each echo's opcode and length are checked. ` +
-    `${s.warmupMs} ms of warm-up, then ${s.measureMs} ms measured. Server CPU is utime + stime of the server's process tree from /proc/<pid>/stat; ` +
+    `Each server first gets about a second of untimed traffic (so its code is optimized), then each figure has ${s.warmupMs} ms of warm-up and ${s.measureMs} ms measured. Server CPU is utime + stime of the server's process tree from /proc/<pid>/stat; ` +
     'binary payloads are random bytes; text payloads are ASCII shaped like JSON, and in one row UTF-8 with some two- and three-byte characters ' +
     "(ours validates text, decodes it to the string onMessage gets and encodes it again on send; ws validates it and sends the same bytes back: a ws application that wants the string pays for the decoding too).";
   const sections: [string, string, string, string][] = [
