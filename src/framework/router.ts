@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocketConnection } from '../node/transport.js';
 import { resolveOptions, type WebSocketOptions } from '../node/options.js';
 import { rejectUpgrade } from '../node/upgrade.js';
+import { traceRefusal } from '../node/trace.js';
 import { Admission } from '../node/limits.js';
 import { CloseCode } from '../protocol/constants.js';
 import { HandshakeError } from '../protocol/errors.js';
@@ -195,6 +196,7 @@ export class WebSocketRouter {
     // maxConnections (503) and maxConnectionsPerIp (429): the router's, then the class's own.
     const release = this.#admission.admit(request, route.Class, (route.Class as { options?: WebSocketOptions }).options);
     if (release instanceof HandshakeError) {
+      traceRefusal(request, route.options.trace, release);
       rejectUpgrade(socket, release);
       return true;
     }
@@ -239,7 +241,9 @@ export class WebSocketRouter {
 
   readonly #onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (this.handleUpgrade(request, socket, head)) return;
-    rejectUpgrade(socket, new HandshakeError('WS_ERR_HANDSHAKE_NOT_FOUND', 404, 'no WebSocket handler at this path'));
+    const error = new HandshakeError('WS_ERR_HANDSHAKE_NOT_FOUND', 404, 'no WebSocket handler at this path');
+    traceRefusal(request, this.#options.trace, error);
+    rejectUpgrade(socket, error);
   };
 
   #forget(connection: WebSocketConnection): void {

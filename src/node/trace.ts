@@ -147,6 +147,14 @@ function errorLabel(error: Error): string {
 }
 
 /**
+ * Traces an upgrade request refused before any handshake ran (a router's 404, its connection
+ * limits): the handshake line and a pef-ws:error message, as for a refused handshake.
+ */
+export function traceRefusal(request: IncomingMessage, option: TraceOption | undefined, error: HandshakeError): void {
+  new ConnectionTrace(request, option).handshake(error.status, '', '', error);
+}
+
+/**
  * The watcher of one connection, from its handshake to its end. Created for every upgrade request;
  * each method returns at once when no one is tracing and no one subscribes to its channel.
  */

@@ -11,7 +11,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
-import { acceptWebSocket, type WebSocketConnection, type WebSocketOptions } from '../../src/index.js';
+import { acceptWebSocket, WebSocketHandler, WebSocketRouter, type WebSocketConnection, type WebSocketOptions } from '../../src/index.js';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { ProtocolError, HandshakeError } from '../../src/protocol/errors.js';
 import { encodeClosePayload, encodeFrame } from '../../src/protocol/frame.js';
@@ -191,6 +191,62 @@ describe('trace lines', () => {
     ]);
     echo.server.close();
     await once(echo.server, 'close');
+  });
+
+  test('a router traces a request for a path that is no route, and one over maxConnections, as refused handshakes', async () => {
+    const lines: string[] = [];
+    const errors: unknown[] = [];
+    const listener = (message: unknown): void => void errors.push(message);
+    subscribe('pef-ws:error', listener);
+    class Echo extends WebSocketHandler {}
+    class Full extends WebSocketHandler {
+      static options: WebSocketOptions = { maxConnections: 1 };
+    }
+    const router = new WebSocketRouter({ trace: (line) => lines.push(line) }).route('/echo', Echo).route('/full', Full);
+    const server = createServer();
+    router.attach(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const sockets: Socket[] = [];
+    try {
+      const refused = async (path: string): Promise<void> => {
+        const socket = connect({ port, host: '127.0.0.1' });
+        sockets.push(socket);
+        socket.on('data', () => {});
+        await once(socket, 'connect');
+        socket.write(upgradeRequest(port, path));
+        await once(socket, 'close');
+      };
+      await refused('/nope?x=1');
+      // The one connection /full may hold, then a second one.
+      const first = await client(port, '/full', []);
+      sockets.push(first);
+      await once(first, 'data');
+      await refused('/full');
+      const ids = lines.map(idOf);
+      assert.deepEqual(lines, [
+        `#${ids[0]} handshake 404 url="/nope?x=1" WS_ERR_HANDSHAKE_NOT_FOUND "no WebSocket handler at this path"`,
+        `#${ids[1]} handshake 101 url="/full" protocol="" extensions=""`,
+        `#${ids[2]} handshake 503 url="/full" WS_ERR_HANDSHAKE_FULL "server full: too many WebSocket connections"`,
+      ]);
+      assert.deepEqual(
+        errors.map((m) => {
+          const { connection, request, error } = m as { connection: unknown; request: IncomingMessage; error: HandshakeError };
+          return [connection, request.url, error.code, error.status];
+        }),
+        [
+          [null, '/nope?x=1', 'WS_ERR_HANDSHAKE_NOT_FOUND', 404],
+          [null, '/full', 'WS_ERR_HANDSHAKE_FULL', 503],
+        ],
+      );
+    } finally {
+      unsubscribe('pef-ws:error', listener);
+      for (const socket of sockets) socket.destroy();
+      await router.close();
+      server.close();
+      await once(server, 'close');
+    }
   });
 
   test('frame lines name the RSV bits and show a Close without a code and a Close of one byte', () => {
