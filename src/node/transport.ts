@@ -315,8 +315,14 @@ export class WebSocketConnection {
     }
   }
 
+  /** A send by the handler: onDrain is due once the buffer empties. */
   #afterSend(): void {
     this.#drainWanted = true;
+    this.#scheduleFlush();
+  }
+
+  /** Writes what was queued at the end of this dispatch, or in a microtask when none is running. */
+  #scheduleFlush(): void {
     if (this.#dispatching || this.#flushScheduled) return;
     this.#flushScheduled = true;
     queueMicrotask(this.#flushLater);
@@ -383,8 +389,9 @@ export class WebSocketConnection {
     const options = this.#options;
     if (options.heartbeatInterval > 0) {
       this.#heartbeat = new Heartbeat(options.heartbeatInterval, options.heartbeatTimeout, {
+        // Not a send of the handler's: a heartbeat Ping owes it no onDrain.
         ping: (payload) => {
-          if (this.#conn.ping(payload)) this.#afterSend();
+          if (this.#conn.ping(payload)) this.#scheduleFlush();
         },
         timedOut: () =>
           this.#abort(
