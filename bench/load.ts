@@ -83,7 +83,24 @@ class Client {
         break;
       }
       const length = length7 < 126 ? length7 : length7 === 126 ? chunk.readUInt16BE(pos + 2) : chunk.readUInt32BE(pos + 6);
-      if (b0 !== (0x80 | r.opcode) || length !== r.size) {
+      if ((b0 & 0x08) !== 0) {
+        // A control frame (our heartbeat Pings, every 30 s): not an echo. A Ping gets its Pong, as
+        // any client answers it (masked, with a zero key: this client needs no secrecy).
+        if (end - pos < headerLength + length) {
+          this.#pending = chunk.subarray(pos);
+          break;
+        }
+        if ((b0 & 0x0f) === 0x9) {
+          const pong = Buffer.alloc(6 + length);
+          pong[0] = 0x8a;
+          pong[1] = 0x80 | length;
+          chunk.copy(pong, 6, pos + headerLength, pos + headerLength + length);
+          this.socket.write(pong);
+        }
+        pos += headerLength + length;
+        continue;
+      }
+      if (r !== NO_RUN && (b0 !== (0x80 | r.opcode) || length !== r.size)) {
         r.errors++;
         console.error(`load: unexpected frame: byte0 0x${b0.toString(16)}, length ${length}; expected opcode ${r.opcode}, ${r.size} bytes`);
       }
