@@ -229,6 +229,8 @@ function markdown(results: BenchResults): string {
   const sections: [string, string, string, string][] = [
     ['echo-binary', 'Echo, binary: server CPU per message (µs)', echoIntro, 'message'],
     ['echo-text', 'Echo, text: server CPU per message (µs)', "As above, with text messages. Node 20 decodes UTF-8 that is not all ASCII at about 0.45 GB/s (Buffer#toString, TextDecoder alike), against 11 GB/s for ASCII: that decoding is most of ours' cost in the non-ASCII row.", 'message'],
+    ['echo-deflate', 'Echo with permessage-deflate: server CPU per message (µs)', "20 ws clients offering permessage-deflate (as browsers do), 4 text messages in flight on each, every echo's length checked. Both servers inflate and compress every message (ws's threshold is 1 KiB, ours 96 B). ws runs zlib on libuv's thread pool, ours synchronously on the main thread; both count, as CPU of the server's process (docs/compression.md).", 'message'],
+    ['echo-deflate-rate', 'Echo with permessage-deflate: messages per second', '', 'message'],
     ['echo-binary-rate', 'Echo, binary: messages per second', '', 'message'],
     ['echo-text-rate', 'Echo, text: messages per second', '', 'message'],
     ['echo-binary-mb', 'Echo, binary: payload MB/s (each way)', '', 'message'],

@@ -10,12 +10,13 @@ import { cpus } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type PayloadKind, SYSTEMS, type SystemName, rotate, sizeLabel } from './common.js';
+import WebSocket from 'ws';
+import { type PayloadKind, SYSTEMS, type SystemName, payload, rotate, sizeLabel, treeCpuSeconds } from './common.js';
 import type { MicroFigure } from './micro.js';
 import { type BenchResults, type Figure, formatValue, printFigure, writeDocs } from './report.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SECTIONS = ['micro', 'echo', 'scaling', 'upgrades', 'memory'] as const;
+const SECTIONS = ['micro', 'echo', 'deflate', 'scaling', 'upgrades', 'memory'] as const;
 
 const { values: args } = parseArgs({
   options: {
@@ -150,8 +151,8 @@ async function transpileSources(): Promise<string> {
 }
 let benchLib = '';
 
-async function startServer(system: SystemName): Promise<{ peer: Peer; port: number; pid: number }> {
-  const env: NodeJS.ProcessEnv = { BENCH_LIB: benchLib };
+async function startServer(system: SystemName, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ peer: Peer; port: number; pid: number }> {
+  const env: NodeJS.ProcessEnv = { BENCH_LIB: benchLib, ...extraEnv };
   if (system === 'ws-js') env.WS_NO_BUFFER_UTIL = '1';
   const child = node('bench/server.ts', [system], env);
   const peer = new Peer(child);
@@ -252,6 +253,94 @@ async function loadRounds(): Promise<void> {
   }
 }
 
+// ------------------------------------------------------------------ echo with permessage-deflate
+
+/** Text sizes of the compression echo: a chat-sized JSON message and a large one. */
+const DEFLATE_SIZES = [1024, 16 * 1024];
+const DEFLATE_CONNECTIONS = 20;
+const DEFLATE_IN_FLIGHT = 4;
+
+/**
+ * Echoes compressed text for `ms` over `clients` (ws clients offering permessage-deflate, as
+ * browsers do), `DEFLATE_IN_FLIGHT` messages in flight on each; every echo's length is checked.
+ * Returns the number of echoes.
+ */
+async function deflateEcho(clients: WebSocket[], message: Buffer, ms: number): Promise<number> {
+  let echoes = 0;
+  let running = true;
+  const text = message.toString('utf8');
+  const done = clients.map(
+    (client) =>
+      new Promise<void>((resolve, reject) => {
+        let outstanding = 0;
+        const onMessage = (data: Buffer, isBinary: boolean): void => {
+          if (isBinary || data.length !== message.length) {
+            reject(new Error(`deflate echo: got ${isBinary ? 'binary' : 'text'} of ${data.length} bytes, sent text of ${message.length}`));
+            return;
+          }
+          echoes++;
+          outstanding--;
+          if (running) {
+            outstanding++;
+            client.send(text);
+          } else if (outstanding === 0) {
+            client.off('message', onMessage);
+            resolve();
+          }
+        };
+        client.on('message', onMessage);
+        for (let i = 0; i < DEFLATE_IN_FLIGHT; i++) {
+          outstanding++;
+          client.send(text);
+        }
+      }),
+  );
+  await sleep(ms);
+  running = false;
+  await Promise.all(done);
+  return echoes;
+}
+
+async function deflateRounds(): Promise<void> {
+  if (!sections.includes('deflate')) return;
+  const deflateSystems = systems.filter((s) => s === 'ours' || s === 'framework' || s === 'ws');
+  for (let round = 0; round < rounds; round++) {
+    for (const system of rotate(deflateSystems, round)) {
+      const server = await startServer(system, { BENCH_DEFLATE: '1' });
+      const clients: WebSocket[] = [];
+      try {
+        for (let i = 0; i < DEFLATE_CONNECTIONS; i++) {
+          const client = new WebSocket(`ws://127.0.0.1:${server.port}/echo`, { perMessageDeflate: true });
+          await new Promise<void>((resolve, reject) => {
+            client.once('open', resolve);
+            client.once('error', reject);
+          });
+          if (!client.extensions.includes('permessage-deflate')) throw new Error(`${system} did not negotiate permessage-deflate`);
+          clients.push(client);
+        }
+        for (const size of DEFLATE_SIZES) {
+          const message = payload(size, 'text');
+          await deflateEcho(clients, message, plan.warmupMs);
+          const cpu0 = treeCpuSeconds(server.pid);
+          const t0 = process.hrtime.bigint();
+          const echoes = await deflateEcho(clients, message, plan.measureMs);
+          const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+          const cpu = treeCpuSeconds(server.pid) - cpu0;
+          const label = `${sizeLabel(size)} text (ASCII JSON)`;
+          record(`deflate.cpu.${size}`, { section: 'echo-deflate', metric: 'server CPU per message', label, unit: 'µs', better: 'lower', baseline: 'ws', size }, system, (cpu / echoes) * 1e6);
+          record(`deflate.rate.${size}`, { section: 'echo-deflate-rate', metric: 'messages per second', label, unit: 'msg/s', better: 'higher', baseline: 'ws', size }, system, echoes / seconds);
+        }
+      } catch (error) {
+        console.error(`deflate round ${round + 1}, ${system}: ${(error as Error).message}`);
+        notes.add(`deflate, ${system}, round ${round + 1}: ${(error as Error).message.split('\n')[0]}`);
+      } finally {
+        for (const client of clients) client.terminate();
+        await server.peer.stop();
+      }
+    }
+  }
+}
+
 async function memoryRounds(): Promise<void> {
   if (!sections.includes('memory')) return;
   const memSystems = systems.filter((s) => s !== 'ws-js'); // ws-js holds what ws holds
@@ -342,6 +431,7 @@ console.error(`${command}: ${rounds} rounds, systems ${systems.join(', ')}, sect
 benchLib = await transpileSources();
 await microRounds();
 await loadRounds();
+await deflateRounds();
 await memoryRounds();
 
 const results: BenchResults = {

@@ -81,7 +81,9 @@ async function setUp(): Promise<void> {
     case 'ws-js': {
       // ws decides at load time whether to use bufferutil (run.ts sets WS_NO_BUFFER_UTIL=1 for ws-js).
       const { WebSocketServer } = await import('ws');
-      const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD });
+      // BENCH_DEFLATE=1 (the compression echo): ws with its permessage-deflate defaults. Ours has
+      // compression on by default; the raw-socket load generator never offers it.
+      const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, perMessageDeflate: process.env.BENCH_DEFLATE === '1' });
       server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
         wss.handleUpgrade(request, socket, head, (ws) => {
           ws.on('error', ignore);
