@@ -244,6 +244,7 @@ function markdown(results: BenchResults): string {
     ['parse', 'Parsing, frames per second', 'In one process, masked binary frames fed in 64 KiB chunks, a fresh copy of the input per run (parsers unmask in place); each round keeps the best of three runs. "ours Connection" is the whole protocol core (parse, assemble, hand out each message as an event), comparable to ws\'s Receiver, which emits each message; "ours FrameParser" is the frame layer alone.', 'frames'],
     ['parse-secondary', 'Parsing, payload MB/s', '', 'frames'],
     ['encode', 'Encoding a server frame, frames per second', '"ours encodeFrame" is the pure [header, payload] encoder, like ws\'s Sender.frame; "ours Connection.sendBinary" is a send queued and taken from the core (binary payloads under 4 KiB are copied behind their header, larger ones follow it as a view).', 'payload'],
+    ['observe', 'Watching the wire: what tracing and the diagnostics channels cost', "16 B frames through the whole protocol core. Tracing and the pef-ws:frame channel reach the core as one frame observer, set at open only when tracing is on or the channel has subscribers: with nobody watching, a null check per frame is all that remains; the second column is what a subscriber adds before it does any work of its own.", 'frames'],
     ['unmask', 'Unmasking 1 MiB (GB/s)', 'In place, on a payload at an odd address. Buffer.copy of 1 MiB is the limit.', 'payload'],
   ];
   for (const [section, title, intro, first] of sections) {
