@@ -6,21 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from '../helpers/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -50,12 +39,12 @@ async function startDemo() {
 }
 
 test('the demo page echoes what is typed into #testo on #blackboard, in Chromium', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.skip(`no Chromium at ${CHROMIUM} (apt-get install chromium): the browser test did not run`);
+  if (skipWithoutChromium) {
+    t.skip(skipWithoutChromium);
     return;
   }
   const demo = await startDemo();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(demo.url);

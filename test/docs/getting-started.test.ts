@@ -6,13 +6,13 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from '../helpers/chromium.js';
 import { npmEnv, packTarball } from '../package/tarball.js';
 import { extractBlocks } from './markdown.js';
 
@@ -24,15 +24,6 @@ const blocks = extractBlocks(doc, readFileSync(join(root, doc), 'utf8'));
 const work = mkdtempSync(join(tmpdir(), 'pef-ws-getting-started-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -43,9 +34,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const CHROMIUM = '/usr/bin/chromium';
 
-test('a newcomer following getting-started.md reaches a page that echoes what they type', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async () => {
+test('a newcomer following getting-started.md reaches a page that echoes what they type', { skip: skipWithoutChromium }, async () => {
   const { tarball } = await packTarball(work);
 
   // The shell steps before serving, in order; the registry install is the tarball, offline.
@@ -83,7 +73,7 @@ test('a newcomer following getting-started.md reaches a page that echoes what th
     server.stderr!.on('data', onData);
     server.once('exit', (code) => reject(new Error(`pef-ws exited with ${code}:\n${output}`)));
   });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const browser = await launchChromium();
   try {
     await serving;
     const page = await browser.newPage();

@@ -4,15 +4,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { chromium } from 'playwright-core';
 import { acceptWebSocket } from '../../src/node/upgrade.js';
+import { launchChromium, skipWithoutChromium } from '../helpers/chromium.js';
 import type { WebSocketConnection } from '../../src/node/transport.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed`;
+const skip = skipWithoutChromium;
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
@@ -60,11 +58,7 @@ test('Chromium negotiates permessage-deflate and a 1 MiB text message round-trip
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   const port = (httpServer.address() as AddressInfo).port;
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/`);
