@@ -13,6 +13,9 @@ export interface HeartbeatActions {
   timedOut(): void;
 }
 
+/** How many points of the second half of the first interval the first Ping is spread over. */
+const JITTER_STEPS = 50;
+
 /**
  * One connection's heartbeat. The first Ping goes out at a random point in the second half of the
  * first interval, so thousands of connections opened together do not ping in the same millisecond;
@@ -43,8 +46,10 @@ export class Heartbeat {
   }
 
   start(): void {
-    const first = Math.floor(this.#interval / 2 + Math.random() * (this.#interval / 2));
-    this.#arm(first);
+    // One of JITTER_STEPS + 1 points of the second half: Node keeps a timer list per distinct
+    // duration, so a few dozen shared ones spread the Pings as well as thousands of unique ones.
+    const step = this.#interval / 2 / JITTER_STEPS;
+    this.#arm(Math.floor(this.#interval / 2 + Math.round(Math.random() * JITTER_STEPS) * step));
   }
 
   /** A Pong arrived. */
