@@ -12,6 +12,7 @@ import { traceRefusal } from '../node/trace.js';
 import { Admission } from '../node/limits.js';
 import { CloseCode } from '../protocol/constants.js';
 import { HandshakeError } from '../protocol/errors.js';
+import { isToken } from '../protocol/extensions.js';
 import { HandlerLoadError, loadHandlerModules } from './discover.js';
 import { openHandler, type DispatchTarget } from './dispatch.js';
 import { adoptHandler, type HandlerClass } from './handler.js';
@@ -24,9 +25,6 @@ interface Route extends DispatchTarget {
   /** The module that registered it, when loaded from a folder. */
   readonly file: string | undefined;
 }
-
-// RFC 7230 §3.2.6 token: what a subprotocol name must be (RFC 6455 §4.1).
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * The `selectProtocol` of a class with `static protocols`: the first of the class's list that the
@@ -272,7 +270,7 @@ export class WebSocketRouter {
     const protocols = statics.protocols;
     if (
       protocols !== undefined &&
-      (!Array.isArray(protocols) || protocols.length === 0 || !protocols.every((p) => typeof p === 'string' && TOKEN.test(p)))
+      (!Array.isArray(protocols) || protocols.length === 0 || !protocols.every((p) => typeof p === 'string' && isToken(p)))
     ) {
       throw new TypeError(`static protocols of ${Class.name} must be a non-empty list of subprotocol tokens`);
     }

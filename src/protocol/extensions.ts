@@ -107,7 +107,7 @@ export function parseExtensionsHeader(header: string): ExtensionOffer[] | null {
         if (i < length && header.charCodeAt(i) === QUOTE) {
           raw = quoted();
           // §9.1: "the value after quoted-string unescaping MUST conform to the 'token' ABNF".
-          if (raw === null || raw === '' || !isToken(raw)) return null;
+          if (raw === null || !isToken(raw)) return null;
         } else {
           raw = token();
           if (raw === null) return null;
@@ -123,7 +123,9 @@ export function parseExtensionsHeader(header: string): ExtensionOffer[] | null {
   return offers;
 }
 
-function isToken(value: string): boolean {
+/** Whether `value` is an RFC 7230 token (one or more tchar): extension and subprotocol names (RFC 6455 §4.1, §9.1). */
+export function isToken(value: string): boolean {
+  if (value.length === 0) return false;
   for (let j = 0; j < value.length; j++) if (!isTokenChar(value.charCodeAt(j))) return false;
   return true;
 }

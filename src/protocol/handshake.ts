@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { WEBSOCKET_GUID, WEBSOCKET_VERSION } from './constants.js';
 import { HandshakeError } from './errors.js';
+import { isToken } from './extensions.js';
 import type { MessageExtension } from './connection.js';
 
 /** The parts of an HTTP request the handshake reads; node:http's IncomingMessage fits. */
@@ -70,8 +71,6 @@ export function headerHasToken(value: string | undefined, token: string): boolea
   return false;
 }
 
-// RFC 7230 §3.2.6 token characters, as RFC 6455 §4.1 requires of subprotocol names.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** 16 bytes in base64: 22 characters of the alphabet and the '==' padding (§4.2.1 item 5). */
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 
@@ -85,7 +84,7 @@ export function parseProtocolHeader(value: string | undefined): string[] {
   const protocols = new Set<string>();
   for (const part of value.split(',')) {
     const name = part.trim();
-    if (name !== '' && TOKEN.test(name)) protocols.add(name);
+    if (isToken(name)) protocols.add(name);
   }
   return [...protocols];
 }
