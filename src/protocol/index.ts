@@ -9,3 +9,4 @@ export * from './connection.js';
 export * from './handshake.js';
 export * from './extensions.js';
 export * from './deflate.js';
+export * from './http.js';
