@@ -3,6 +3,7 @@
 // waited for the answer, so a peer that vanished without a FIN lived forever), and an optional
 // idle timer for connections that exchange no messages.
 
+import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 
 /** What a heartbeat does to its connection. */
@@ -13,6 +14,9 @@ export interface HeartbeatActions {
   timedOut(): void;
 }
 
+/** Bytes of a heartbeat Ping's payload: 64 bits from the CSPRNG, which no peer can guess. */
+export const PING_PAYLOAD_BYTES = 8;
+
 /** How many points of the second half of the first interval the first Ping is spread over. */
 const JITTER_STEPS = 50;
 
@@ -21,7 +25,9 @@ const JITTER_STEPS = 50;
  * first interval, so thousands of connections opened together do not ping in the same millisecond;
  * later ones follow `interval` after each Pong (one shared duration, so Node keeps them in one timer
  * list). Only a Pong carrying the payload of the last Ping counts: unsolicited Pongs (§5.5.3) from
- * a peer that never reads could otherwise keep it alive.
+ * a peer that never reads could otherwise keep it alive. The payload is 8 random bytes from the
+ * CSPRNG: with a counter (as before), a peer that never reads kept itself alive by sending Pongs
+ * 0, 1, 2, … blindly.
  */
 export class Heartbeat {
   readonly #interval: number;
@@ -31,7 +37,6 @@ export class Heartbeat {
   /** The payload of the Ping awaiting its Pong, or null. */
   #awaiting: Buffer | null = null;
   #sentAt = 0;
-  #sequence = 0;
   #latency: number | undefined = undefined;
 
   constructor(interval: number, timeout: number, actions: HeartbeatActions) {
@@ -75,9 +80,7 @@ export class Heartbeat {
       this.#actions.timedOut();
       return;
     }
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(this.#sequence, 0);
-    this.#sequence = (this.#sequence + 1) >>> 0;
+    const payload = randomFillSync(Buffer.allocUnsafe(PING_PAYLOAD_BYTES));
     this.#awaiting = payload;
     this.#sentAt = performance.now();
     this.#arm(this.#timeout > 0 ? this.#timeout : this.#interval);
