@@ -213,7 +213,8 @@ describe('Slow consumers and floods from peers that do not read', () => {
     const timers = trackTimers();
     const watch = watchBackpressure();
     const max = 256 * 1024;
-    const echo = await startEchoServer({ maxBufferedAmount: max, slowConsumer: 'drop', heartbeatInterval: 0 });
+    const lines: string[] = [];
+    const echo = await startEchoServer({ maxBufferedAmount: max, slowConsumer: 'drop', heartbeatInterval: 0, trace: (line) => void lines.push(line) });
     const { client } = await RawClient.open(echo.port);
     client.socket.pause();
     const release = holdWrites(only(echo));
@@ -232,6 +233,10 @@ describe('Slow consumers and floods from peers that do not read', () => {
     }
     assert.equal(client.pending, 0);
     assert.ok(watch.seen('resume'), 'reading resumed once the buffer drained');
+    // The trace shows the same decisions.
+    const traced = lines.filter((line) => line.includes(' backpressure '));
+    assert.equal(traced[0], `#${pause.id} backpressure pause buffered=${pause.bufferedAmount}`);
+    assert.match(traced[1]!, new RegExp(`^#${pause.id} backpressure resume buffered=\\d+$`));
     client.sendFrame(Opcode.Close, Buffer.from([0x03, 0xe8]));
     const close = await client.readFrame();
     assert.deepEqual([close.opcode, close.payload], [Opcode.Close, Buffer.from([0x03, 0xe8])]);
