@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { WEBSOCKET_GUID, WEBSOCKET_VERSION } from './constants.js';
 import { HandshakeError } from './errors.js';
 import { isToken } from './extensions.js';
-import { ACCEPT_FIELDS, checkHeaderFields, checkRefusal, responseHead } from './http.js';
+import { ACCEPT_FIELDS, checkHeaderFields, checkRefusal, headerHasToken, responseHead } from './http.js';
+
+export { headerHasToken };
 import type { MessageExtension } from './connection.js';
 
 /** The parts of an HTTP request the handshake reads; node:http's IncomingMessage fits. */
@@ -68,16 +70,6 @@ export interface AcceptedHandshake {
 /** Sec-WebSocket-Accept for a key (§4.2.2 step 5.4): base64 of SHA-1 of the key and the GUID. */
 export function acceptKey(key: string): string {
   return createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
-}
-
-/** Whether a comma-separated header value lists `token`, compared without regard to case (§4.2.1). */
-export function headerHasToken(value: string | undefined, token: string): boolean {
-  if (value === undefined) return false;
-  const wanted = token.toLowerCase();
-  for (const part of value.split(',')) {
-    if (part.trim().toLowerCase() === wanted) return true;
-  }
-  return false;
 }
 
 /** 16 bytes in base64: 22 characters of the alphabet and the '==' padding (§4.2.1 item 5). */

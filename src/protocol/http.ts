@@ -119,9 +119,13 @@ const REASONS: Readonly<Record<number, string>> = {
   503: 'Service Unavailable',
 };
 
-/** Whether a comma-separated field value lists `token`, compared without regard to case. */
-function listsToken(value: string, token: string): boolean {
-  for (const part of value.split(',')) if (part.trim().toLowerCase() === token) return true;
+/** Whether a comma-separated header value lists `token`, compared without regard to case (RFC 6455 §4.2.1). */
+export function headerHasToken(value: string | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  const wanted = token.toLowerCase();
+  for (const part of value.split(',')) {
+    if (part.trim().toLowerCase() === wanted) return true;
+  }
   return false;
 }
 
@@ -143,7 +147,7 @@ export function checkRequiredFields(status: number, headers: Readonly<Record<str
     if (value === undefined || value.trim() === '') {
       throw new InvalidHeaderError('ERR_REQUIRED_FIELD', `a ${status} response requires the ${name} header field`);
     }
-    if (token !== null && !listsToken(value, token)) {
+    if (token !== null && !headerHasToken(value, token)) {
       throw new InvalidHeaderError('ERR_REQUIRED_FIELD', `a ${status} response requires ${name} to list "${token}"`);
     }
   }
