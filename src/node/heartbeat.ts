@@ -34,6 +34,8 @@ export class Heartbeat {
   readonly #timeout: number;
   readonly #actions: HeartbeatActions;
   #timer: NodeJS.Timeout | null = null;
+  /** The deadline passed: the check, after this turn's reads, of whether the Pong came. */
+  #verdict: NodeJS.Immediate | null = null;
   /** The payload of the Ping awaiting its Pong, or null. */
   #awaiting: Buffer | null = null;
   #sentAt = 0;
@@ -69,15 +71,18 @@ export class Heartbeat {
 
   stop(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#verdict !== null) clearImmediate(this.#verdict);
     this.#timer = null;
+    this.#verdict = null;
     this.#awaiting = null;
   }
 
   readonly #fire = (): void => {
     this.#timer = null;
     if (this.#awaiting !== null && this.#timeout > 0) {
-      this.#awaiting = null;
-      this.#actions.timedOut();
+      // The verdict waits for this turn's I/O: after a stall of the event loop (a long synchronous
+      // task), a Pong that arrived in time sits unread in the socket, and timers run before reads.
+      this.#verdict = setImmediate(this.#judge);
       return;
     }
     const payload = randomFillSync(Buffer.allocUnsafe(PING_PAYLOAD_BYTES));
@@ -85,6 +90,13 @@ export class Heartbeat {
     this.#sentAt = performance.now();
     this.#arm(this.#timeout > 0 ? this.#timeout : this.#interval);
     this.#actions.ping(payload);
+  };
+
+  readonly #judge = (): void => {
+    this.#verdict = null;
+    if (this.#awaiting === null) return; // the Pong was read: pong() has armed the next Ping
+    this.#awaiting = null;
+    this.#actions.timedOut();
   };
 
   #arm(ms: number): void {

@@ -169,8 +169,13 @@ describe('Heartbeat on a live server', () => {
   });
 });
 
+/** Resolves once this turn's I/O has run (setImmediate is not mocked). */
+function afterReads(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 describe('Heartbeat timing (mocked clock)', () => {
-  test('the first Ping goes out at a random point of the second half of the interval, then its deadline runs', (t) => {
+  test('the first Ping goes out at a random point of the second half of the interval, then its deadline runs', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
     t.mock.method(Math, 'random', () => 0.5);
     const pings: string[] = [];
@@ -185,7 +190,28 @@ describe('Heartbeat timing (mocked clock)', () => {
     t.mock.timers.tick(399);
     assert.equal(timedOut, 0);
     t.mock.timers.tick(1);
+    await afterReads(); // the verdict waits for this turn's reads
     assert.equal(timedOut, 1);
+    heartbeat.stop();
+  });
+
+  // Root cause: timers run before reads in a turn of the event loop, so after a stall (a long
+  // synchronous task) the deadline fired while the Pong that came in time sat unread in the socket.
+  test('a Pong read in the same turn as the deadline, after a stall, still counts', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    t.mock.method(Math, 'random', () => 0);
+    const pings: Buffer[] = [];
+    let timedOut = 0;
+    const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p), timedOut: () => void timedOut++ });
+    heartbeat.start();
+    t.mock.timers.tick(500);
+    t.mock.timers.tick(400); // the deadline's timer runs first...
+    heartbeat.pong(pings[0]!); // ...then the read that carries the Pong
+    await afterReads();
+    assert.equal(timedOut, 0);
+    assert.equal(typeof heartbeat.latency, 'number');
+    t.mock.timers.tick(1000);
+    assert.equal(pings.length, 2, 'the next Ping follows an interval later');
     heartbeat.stop();
   });
 
