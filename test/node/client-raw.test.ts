@@ -273,6 +273,26 @@ describe('4.1 a response that is not a valid 101', () => {
     await assert.rejects(bare[Symbol.asyncIterator]().next(), { code: 'ECONNREFUSED' });
   });
 
+  test('onError and onClose that throw or reject during a failed handshake go to the logger', async () => {
+    const server = await rawServer(() => {});
+    const url = server.url();
+    await server.close();
+    const logged: string[] = [];
+    const client = connect(
+      url,
+      {
+        onError() {
+          throw new Error('thrown');
+        },
+        onClose: () => Promise.reject(new Error('rejected')),
+      },
+      { logger: { error: (message: unknown, error: unknown) => void logged.push(`${String(message)}: ${(error as Error).message}`) } },
+    );
+    await client.closed;
+    await tick();
+    assert.deepEqual(logged, ['pef-front-websocket: onError threw: thrown', 'pef-front-websocket: onClose rejected: rejected']);
+  });
+
   test('close() and terminate() during the handshake abort it: WS_ERR_HANDSHAKE_ABORTED; send() throws WS_ERR_NOT_OPEN', async () => {
     const server = await rawServer(async (peer) => void (await peer.readHead()));
     try {
@@ -360,11 +380,13 @@ describe('redirects', () => {
   test('a Location that is no WebSocket URL is not followed', async () => {
     const server = await rawServer(async (peer) => {
       await peer.readHead();
-      peer.socket.end('HTTP/1.1 302 Found\r\nLocation: ftp://example.com/\r\nContent-Length: 0\r\n\r\n');
+      const location = server.peers.length === 1 ? 'ftp://example.com/' : 'http://[bad';
+      peer.socket.end(`HTTP/1.1 302 Found\r\nLocation: ${location}\r\nContent-Length: 0\r\n\r\n`);
     });
     try {
       await assert.rejects(connect(server.url(), {}, { followRedirects: true }).opened, { code: 'WS_ERR_HANDSHAKE_REDIRECT' });
-      assert.equal(server.peers.length, 1);
+      await assert.rejects(connect(server.url(), {}, { followRedirects: true }).opened, { code: 'WS_ERR_HANDSHAKE_REDIRECT' });
+      assert.equal(server.peers.length, 2);
     } finally {
       await server.close();
     }
