@@ -257,6 +257,14 @@ function checkOptions(options: PerMessageDeflateOptions): Required<PerMessageDef
   return o;
 }
 
+/** The extension for what the negotiation agreed, with the settings' compressor tuning. */
+function agreedExtension(
+  o: Readonly<Required<PerMessageDeflateOptions>>,
+  agreed: Pick<DeflateParams, 'ownWindowBits' | 'ownNoContextTakeover' | 'peerWindowBits' | 'peerNoContextTakeover'>,
+): PerMessageDeflate {
+  return new PerMessageDeflate({ ...agreed, threshold: o.threshold, level: o.level, memLevel: o.memLevel });
+}
+
 /** The server's side of permessage-deflate negotiation (RFC 7692 §5, §7.1). */
 export class PerMessageDeflateNegotiator implements ExtensionNegotiator {
   readonly name = PERMESSAGE_DEFLATE;
@@ -345,15 +353,7 @@ export class PerMessageDeflateNegotiator implements ExtensionNegotiator {
       peerWindowBits = Math.min(clientMaxWindowBits === true ? 15 : clientMaxWindowBits, o.clientMaxWindowBits);
       response.push(`client_max_window_bits=${peerWindowBits}`);
     }
-    const extension = new PerMessageDeflate({
-      ownWindowBits,
-      ownNoContextTakeover,
-      peerWindowBits,
-      peerNoContextTakeover,
-      threshold: o.threshold,
-      level: o.level,
-      memLevel: o.memLevel,
-    });
+    const extension = agreedExtension(o, { ownWindowBits, ownNoContextTakeover, peerWindowBits, peerNoContextTakeover });
     return { response: response.join('; '), extension };
   }
 }
@@ -468,15 +468,7 @@ export class PerMessageDeflateOffer {
       }
     }
     if (o.serverNoContextTakeover && !peerNoContextTakeover) return 'server_no_context_takeover was offered and not accepted';
-    return new PerMessageDeflate({
-      ownWindowBits,
-      ownNoContextTakeover,
-      peerWindowBits,
-      peerNoContextTakeover,
-      threshold: o.threshold,
-      level: o.level,
-      memLevel: o.memLevel,
-    });
+    return agreedExtension(o, { ownWindowBits, ownNoContextTakeover, peerWindowBits, peerNoContextTakeover });
   }
 }
 

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
-import { connect, CloseCode, HandshakeError, Opcode, ProtocolError, type WebSocketHooks } from '../../src/index.js';
+import { connect, CloseCode, HandshakeError, Opcode, ProtocolError, type ConnectOptions, type WebSocketHooks } from '../../src/index.js';
 import { closePayload } from '../helpers/net.js';
 import { RawPeer, rawServer, response101 } from './client-helpers.js';
 
@@ -21,6 +21,19 @@ function recorder(): { hooks: WebSocketHooks; calls: unknown[][] } {
     onClose: (code, reason) => void calls.push(['onClose', code, reason]),
   };
   return { hooks, calls };
+}
+
+/** A raw server and a client connected to it, open: no compression, no heartbeat unless told. */
+async function openPair(
+  hooks: WebSocketHooks = {},
+  options: ConnectOptions = {},
+): Promise<{ server: Awaited<ReturnType<typeof rawServer>>; client: ReturnType<typeof connect>; peer: RawPeer }> {
+  const server = await rawServer(() => {});
+  const client = connect(server.url(), hooks, { compression: false, heartbeatInterval: 0, ...options });
+  const peer = await server.peer();
+  await peer.accept();
+  await client.opened;
+  return { server, client, peer };
 }
 
 describe('4.1 the upgrade request on the wire', () => {
@@ -99,12 +112,8 @@ describe('4.1 the upgrade request on the wire', () => {
 
 describe('5.3 masking', () => {
   test('every frame the client sends is masked, each with a key of its own', async () => {
-    const server = await rawServer(() => {});
+    const { server, client, peer } = await openPair();
     try {
-      const client = connect(server.url(), {}, { compression: false, heartbeatInterval: 0 });
-      const peer = await server.peer();
-      await peer.accept();
-      await client.opened;
       for (let i = 0; i < 20; i++) client.send(`message ${i}`);
       client.send(Buffer.alloc(70_000, 7), 'binary');
       client.ping('p');
@@ -134,13 +143,9 @@ describe('5.3 masking', () => {
   });
 
   test('a masked frame from the server fails the connection with 1002 (WS_ERR_MASKED_FRAME)', async () => {
-    const server = await rawServer(() => {});
+    const { hooks, calls } = recorder();
+    const { server, client, peer } = await openPair(hooks);
     try {
-      const { hooks, calls } = recorder();
-      const client = connect(server.url(), hooks, { compression: false, heartbeatInterval: 0 });
-      const peer = await server.peer();
-      await peer.accept();
-      await client.opened;
       peer.sendFrame(Opcode.Text, 'masked', { mask: Uint8Array.of(1, 2, 3, 4) });
       const close = await peer.readFrame();
       assert.deepEqual([close.masked, close.opcode], [true, Opcode.Close]);
@@ -410,13 +415,9 @@ describe('frames after the 101 and the closing handshake (§7.1.1)', () => {
   });
 
   test('the server closes: the client answers with the same code and waits for the server to close TCP', async () => {
-    const server = await rawServer(() => {});
+    const { hooks, calls } = recorder();
+    const { server, client, peer } = await openPair(hooks, { closeTimeout: 60_000 });
     try {
-      const { hooks, calls } = recorder();
-      const client = connect(server.url(), hooks, { compression: false, heartbeatInterval: 0, closeTimeout: 60_000 });
-      const peer = await server.peer();
-      await peer.accept();
-      await client.opened;
       peer.sendFrame(Opcode.Close, closePayload(CloseCode.GoingAway, 'bye'));
       const reply = await peer.readFrame();
       assert.deepEqual([reply.masked, reply.opcode], [true, Opcode.Close]);
@@ -434,12 +435,8 @@ describe('frames after the 101 and the closing handshake (§7.1.1)', () => {
   });
 
   test('a server that does not close TCP after the closing handshake: the client closes it after closeTimeout', async () => {
-    const server = await rawServer(() => {});
+    const { server, client, peer } = await openPair({}, { closeTimeout: 50 });
     try {
-      const client = connect(server.url(), {}, { compression: false, heartbeatInterval: 0, closeTimeout: 50 });
-      const peer = await server.peer();
-      await peer.accept();
-      await client.opened;
       client.close(CloseCode.Normal, 'done');
       const close = await peer.readFrame();
       assert.deepEqual(close.payload, closePayload(CloseCode.Normal, 'done'));
@@ -453,12 +450,8 @@ describe('frames after the 101 and the closing handshake (§7.1.1)', () => {
   });
 
   test('a server that never answers the Close: closed after closeTimeout with 1006, not clean; the iterator throws', async () => {
-    const server = await rawServer(() => {});
+    const { server, client, peer } = await openPair({}, { closeTimeout: 50 });
     try {
-      const client = connect(server.url(), {}, { compression: false, heartbeatInterval: 0, closeTimeout: 50 });
-      const peer = await server.peer();
-      await peer.accept();
-      await client.opened;
       client.close();
       await peer.endedOrClosed();
       assert.deepEqual(await client.closed, { code: 1006, reason: '', wasClean: false });
