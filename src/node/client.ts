@@ -24,6 +24,7 @@ import {
 import { resolveOptions, type ResolvedOptions, type WebSocketOptions } from './options.js';
 import { ConnectionTrace } from './trace.js';
 import { WebSocketConnection, type SendOptions } from './transport.js';
+import { bindHandler } from './upgrade.js';
 import type { MessageType, SendData, WebSocketHooks } from './types.js';
 
 /** Options of `connect`; every one is optional and its default is given. */
@@ -479,6 +480,7 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
       const conn = new Connection({ role: 'client', maxPayload: resolved.maxPayload, extension: accepted.extension, onFrame: trace.onFrame });
       const ws = new WebSocketConnection(socket, conn, this.#bindHooks(), request, accepted.protocol, accepted.extensions, resolved, trace);
       trace.connection = ws;
+      bindHandler(this.#hooks, ws); // a WebSocketHandler as hooks: this.send() works as on a server
       this.#conn = conn;
       this.#ws = ws;
       this.#state = 'open';

@@ -15,7 +15,9 @@ import {
   acceptWebSocket,
   connect,
   CloseCode,
+  WebSocketHandler,
   WebSocketRouter,
+  type MessageType,
   type PerMessageDeflateOptions,
   type WebSocketConnection,
   type WebSocketOptions,
@@ -139,6 +141,36 @@ describe('our client against our server', () => {
       assert.equal((await client.closed).wasClean, true);
     });
   }
+
+  test('a WebSocketHandler works as the hooks of a client: this.send, this.close, this.request', async () => {
+    const seen: string[] = [];
+    class Greeter extends WebSocketHandler {
+      override onOpen(): void {
+        seen.push(`open ${this.request.url} ${this.protocol || '-'}`);
+        this.send('hi from a handler');
+      }
+      override onMessage(message: string | Buffer, type: MessageType): void {
+        seen.push(`${type} ${String(message)}`);
+        this.close(CloseCode.Normal, 'thanks');
+      }
+    }
+    const client = connect(`${echo.url}/greet`, new Greeter(), { heartbeatInterval: 0 });
+    assert.deepEqual(await client.closed, { code: 1000, reason: '', wasClean: true });
+    assert.deepEqual(seen, ['open /greet -', 'text hi from a handler']);
+  });
+
+  test('the client has the methods and fields of WebSocketConnection that code moving between the two uses', async () => {
+    const client = connect(echo.url, {}, { heartbeatInterval: 0 });
+    await client.opened;
+    // A compile-time check: this assignment type-checks only while the shapes agree.
+    const endpoint: Pick<
+      WebSocketConnection,
+      'send' | 'ping' | 'close' | 'terminate' | 'isDefunct' | 'bufferedAmount' | 'protocol' | 'extensions' | 'latency' | 'pause' | 'resume' | 'request'
+    > = client;
+    assert.equal(endpoint.send('x', 'binary', { compress: false }), true);
+    endpoint.terminate();
+    assert.equal((await client.closed).code, 1006);
+  });
 
   test('the server closes: onClose gets its code and reason, the iterator ends', async () => {
     const client = connect(echo.url, {}, { heartbeatInterval: 0 });
