@@ -61,7 +61,11 @@ export interface ConnectOptions
   compression?: boolean | PerMessageDeflateOptions;
   /** The whole opening handshake (connect, TLS, the response head) must be done within this many ms. Default 10,000. */
   handshakeTimeout?: number;
-  /** Follow a redirect (301, 302, 303, 307, 308 with a Location) to another ws:, wss:, http: or https: URL. Default false: a redirect fails with WS_ERR_HANDSHAKE_REDIRECT. */
+  /**
+   * Follow a redirect (301, 302, 303, 307, 308 with a Location) to another ws:, wss:, http: or https:
+   * URL; Authorization, Cookie and Proxy-Authorization are dropped when it leads to another host or
+   * from wss: to ws:. Default false: a redirect fails with WS_ERR_HANDSHAKE_REDIRECT.
+   */
   followRedirects?: boolean;
   /** With followRedirects, at most this many redirects are followed. Default 10. */
   maxRedirects?: number;
@@ -440,8 +444,9 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
         cleanup();
         socket.on('error', ignore);
         socket.destroy();
-        // Credentials for one host are not handed to another.
-        const carried = next.host === url.host ? headers : Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIALS.includes(name.toLowerCase())));
+        // Credentials for one host are not handed to another, nor sent in the clear after TLS.
+        const keep = next.host === url.host && (next.protocol === 'wss:' || url.protocol === 'ws:');
+        const carried = keep ? headers : Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIALS.includes(name.toLowerCase())));
         return this.#attempt(next, redirects + 1, carried);
       }
       fail(checkResponse(answer, { key }, body()) as HandshakeError);

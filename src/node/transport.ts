@@ -94,8 +94,8 @@ export class WebSocketConnection {
   }
 
   /**
-   * @internal Writes the 101 response; once it is flushed, opens: onOpen, then the head bytes, then
-   * reading. A client, whose handshake is over when it starts, passes null and opens at once.
+   * Writes the 101 response; once it is flushed, opens: onOpen, then the head bytes, then reading.
+   * A client, whose handshake is over when it starts, passes null and opens at once.
    */
   start(response: Buffer | null, head: Buffer): void {
     const socket = this.#socket;
@@ -143,11 +143,6 @@ export class WebSocketConnection {
     if (!this.#readPaused && !this.#holdReading) this.#socket.resume();
     // What was received before pause() and not yet handed out.
     if (!this.#dispatching) this.#dispatch();
-  }
-
-  /** Whether pause() holds reading. */
-  get isPaused(): boolean {
-    return this.#userPaused;
   }
 
   /** The round trip of the last heartbeat Ping in milliseconds; undefined before the first Pong. */
