@@ -347,7 +347,8 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
    * (or 1024 messages) wait, reading pauses and TCP holds the server back. The loop ends when the
    * connection closes cleanly, and throws the error that ended it otherwise (a ProtocolError, a
    * HandshakeError, a socket error, or WS_ERR_ABNORMAL_CLOSURE when TCP closed without a Close).
-   * Leaving the loop early (break) leaves the connection open; a later loop goes on from there.
+   * Leaving the loop early (break) leaves the connection open; a later loop goes on from there
+   * (meanwhile reading pauses once the queue is full, and the server's Pings wait too).
    * TypeError when hooks has onMessage: the messages go there.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<ReceivedMessage> {
