@@ -6,7 +6,9 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,21 +31,22 @@ async function run(args: string[], input: string | null = ''): Promise<{ code: n
   return { code, stdout, stderr };
 }
 
+const fixtures = join(root, 'test', 'fixtures', 'tls');
+
+class Echo {
+  onMessage(this: { send(m: string | Buffer, t: string): void }, message: string | Buffer, type: string): void {
+    this.send(message, type);
+    if (message === 'binary please') this.send(Buffer.from([0xde, 0xad]), 'binary');
+  }
+}
+
 describe('pef-ws connect', () => {
   const server = createServer();
   const requests: IncomingMessage[] = [];
   let url = '';
   before(async () => {
     const router = new WebSocketRouter({ selectProtocol: (offered) => offered.at(-1) ?? null })
-      .route(
-        '/echo',
-        class {
-          onMessage(this: { send(m: string | Buffer, t: string): void }, message: string | Buffer, type: string) {
-            this.send(message, type);
-            if (message === 'binary please') this.send(Buffer.from([0xde, 0xad]), 'binary');
-          }
-        },
-      )
+      .route('/echo', Echo)
       .route(
         '/bye',
         class {
@@ -111,6 +114,28 @@ describe('pef-ws connect', () => {
     assert.equal(stdout, '');
     assert.match(stderr, /^pef-ws: WS_ERR_HANDSHAKE_STATUS \(HTTP 404\): the server answered 404 Not Found\n.+\n$/);
     assert.equal(code, 1);
+  });
+
+  test('wss:// with --ca trusts a self-signed certificate, --insecure accepts it unchecked', async () => {
+    const tls = createHttpsServer({ cert: readFileSync(join(fixtures, 'cert.pem')), key: readFileSync(join(fixtures, 'key.pem')) });
+    new WebSocketRouter().route('/echo', Echo).attach(tls);
+    tls.listen(0, '127.0.0.1');
+    await once(tls, 'listening');
+    try {
+      const wss = `wss://localhost:${(tls.address() as AddressInfo).port}/echo`;
+      const trusted = await run([wss, '--ca', join(fixtures, 'cert.pem')], 'secure\n');
+      assert.equal(trusted.stdout, 'secure\n');
+      assert.equal(trusted.code, 0);
+      const insecure = await run([wss, '--insecure'], 'anyway\n');
+      assert.equal(insecure.stdout, 'anyway\n');
+      assert.equal(insecure.code, 0);
+      const refused = await run([wss], '');
+      assert.match(refused.stderr, /^pef-ws: DEPTH_ZERO_SELF_SIGNED_CERT: /);
+      assert.equal(refused.code, 1);
+    } finally {
+      tls.closeAllConnections();
+      tls.close();
+    }
   });
 
   test('bad arguments print the usage and exit 2', async () => {

@@ -257,7 +257,8 @@ describe('4.1 a response that is not a valid 101', () => {
       assert.ok(error instanceof HandshakeError);
       assert.equal(error.code, 'WS_ERR_HANDSHAKE_TIMEOUT');
       assert.equal(error.message, 'no complete response within 50 ms');
-      assert.equal(error.body.toString(), 'HTTP/1.1 101 Switching');
+      // What arrived before the deadline: all of it, or (on a slow machine) a part or nothing.
+      assert.ok('HTTP/1.1 101 Switching'.startsWith(error.body.toString()), error.body.toString());
       await server.peers[0]!.endedOrClosed();
     } finally {
       await server.close();
