@@ -438,13 +438,13 @@ describe('frames after the 101 and the closing handshake (§7.1.1)', () => {
   test('a server that does not close TCP after the closing handshake: the client closes it after closeTimeout', async () => {
     const { server, client, peer } = await openPair({}, { closeTimeout: 50 });
     try {
-      client.close(CloseCode.Normal, 'done');
-      const close = await peer.readFrame();
-      assert.deepEqual(close.payload, closePayload(CloseCode.Normal, 'done'));
-      peer.sendFrame(Opcode.Close, closePayload(CloseCode.Normal));
+      // The server closes; the client's close timer starts once the closing handshake is complete.
+      peer.sendFrame(Opcode.Close, closePayload(CloseCode.Normal, 'done'));
+      const reply = await peer.readFrame();
+      assert.deepEqual([reply.opcode, reply.payload], [Opcode.Close, closePayload(CloseCode.Normal)]);
       // The server keeps its side open; the client's close timer ends the connection.
       await peer.endedOrClosed();
-      assert.deepEqual(await client.closed, { code: 1000, reason: '', wasClean: true });
+      assert.deepEqual(await client.closed, { code: 1000, reason: 'done', wasClean: true });
     } finally {
       await server.close();
     }
