@@ -311,7 +311,7 @@ export class WebSocketConnection {
     this.#dispatching = true;
     try {
       let event: ConnectionEvent | undefined;
-      // pause() stops the loop between messages: the rest stays unparsed in the core until resume().
+      // pause() stops the loop between messages: the rest waits in the core until resume().
       while (!this.#userPaused && (event = conn.nextEvent()) !== undefined) this.#dispatchEvent(event);
     } finally {
       this.#dispatching = false;
