@@ -319,13 +319,13 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
   close(code: number = CloseCode.Normal, reason = ''): void {
     encodeClosePayload(code, reason); // RangeError now, whatever the state
     if (this.#ws !== null) return this.#ws.close(code, reason);
-    this.#abortHandshake?.(new HandshakeError('WS_ERR_HANDSHAKE_ABORTED', 0, 'close() was called during the opening handshake'));
+    this.#abortHandshake?.(HandshakeError.fromResponse('WS_ERR_HANDSHAKE_ABORTED', 0, 'close() was called during the opening handshake'));
   }
 
   /** Ends the connection at once, without a closing handshake (onClose gets 1006). */
   terminate(): void {
     if (this.#ws !== null) return this.#ws.terminate();
-    this.#abortHandshake?.(new HandshakeError('WS_ERR_HANDSHAKE_ABORTED', 0, 'terminate() was called during the opening handshake'));
+    this.#abortHandshake?.(HandshakeError.fromResponse('WS_ERR_HANDSHAKE_ABORTED', 0, 'terminate() was called during the opening handshake'));
   }
 
   /** Stops reading from the server until resume() (see WebSocketConnection.pause). */
@@ -440,7 +440,7 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
         const next = redirectTarget(url, answer.headers['location']!);
         if (next === null) return fail(checkResponse(answer, { key }, body()) as HandshakeError);
         if (redirects >= this.#maxRedirects) {
-          return fail(new HandshakeError('WS_ERR_HANDSHAKE_REDIRECT', answer.status, `more than ${this.#maxRedirects} redirects`, { ...answer.headers }, body()));
+          return fail(HandshakeError.fromResponse('WS_ERR_HANDSHAKE_REDIRECT', answer.status, `more than ${this.#maxRedirects} redirects`, { ...answer.headers }, body()));
         }
         cleanup();
         socket.on('error', ignore);
@@ -469,7 +469,7 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
     };
     const onClose = (): void => {
       if (response !== null) return refused();
-      fail(new HandshakeError('WS_ERR_HANDSHAKE_CLOSED', 0, 'the server closed the connection before the end of its response head', {}, received.subarray(0, BODY_BYTES)));
+      fail(HandshakeError.fromResponse('WS_ERR_HANDSHAKE_CLOSED', 0, 'the server closed the connection before the end of its response head', {}, received.subarray(0, BODY_BYTES)));
     };
     const onError = (error: Error): void => {
       if (response !== null) return refused();
@@ -496,7 +496,7 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
     // A timer, not socket.setTimeout: the deadline covers the whole handshake, however the server trickles it.
     const timer = setTimeout(() => {
       if (response !== null) return refused(); // a refusal whose body never ends: what came of it
-      fail(new HandshakeError('WS_ERR_HANDSHAKE_TIMEOUT', 0, `no complete response within ${this.#handshakeTimeout} ms`, {}, received.subarray(0, BODY_BYTES)));
+      fail(HandshakeError.fromResponse('WS_ERR_HANDSHAKE_TIMEOUT', 0, `no complete response within ${this.#handshakeTimeout} ms`, {}, received.subarray(0, BODY_BYTES)));
     }, this.#handshakeTimeout);
     this.#abortHandshake = fail;
     socket.on('data', onData);

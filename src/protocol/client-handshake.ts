@@ -69,7 +69,7 @@ const STATUS_LINE = /^HTTP\/1\.([0-9]) ([0-9]{3})(?: ([^\r\n]*))?$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 function malformed(message: string, head: Buffer): HandshakeError {
-  return new HandshakeError('WS_ERR_HANDSHAKE_RESPONSE', 0, `malformed response: ${message}`, {}, head.subarray(0, 512));
+  return HandshakeError.fromResponse('WS_ERR_HANDSHAKE_RESPONSE', 0, `malformed response: ${message}`, {}, head.subarray(0, 512));
 }
 
 /**
@@ -142,7 +142,7 @@ export function isRedirect(response: HandshakeResponse): boolean {
 export function checkResponse(response: HandshakeResponse, offer: ClientOffer, body: Buffer = Buffer.alloc(0)): AcceptedResponse | HandshakeError {
   const { status, headers } = response;
   const fail = (code: ConstructorParameters<typeof HandshakeError>[0], message: string): HandshakeError =>
-    new HandshakeError(code, status, message, { ...headers }, body.subarray(0, 512));
+    HandshakeError.fromResponse(code, status, message, { ...headers }, body.subarray(0, 512));
   // Item 1: anything but 101 is handled as HTTP; here, a redirect or a refusal.
   if (status !== 101) {
     if (isRedirect(response)) return fail('WS_ERR_HANDSHAKE_REDIRECT', `the server redirects (${status}) to ${headers['location']}`);

@@ -82,17 +82,9 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_CLOSED'
   | 'WS_ERR_HANDSHAKE_ABORTED';
 
-/** The codes of a client's failed handshake: the server's response, never written by us. */
-const CLIENT_CODES: ReadonlySet<HandshakeErrorCode> = new Set<HandshakeErrorCode>([
-  'WS_ERR_HANDSHAKE_RESPONSE',
-  'WS_ERR_HANDSHAKE_STATUS',
-  'WS_ERR_HANDSHAKE_REDIRECT',
-  'WS_ERR_HANDSHAKE_ACCEPT',
-  'WS_ERR_HANDSHAKE_EXTENSION',
-  'WS_ERR_HANDSHAKE_TIMEOUT',
-  'WS_ERR_HANDSHAKE_CLOSED',
-  'WS_ERR_HANDSHAKE_ABORTED',
-]);
+/** Set while HandshakeError.fromResponse constructs: a client's error is never written, so not checked. */
+let describingResponse = false;
+
 
 /**
  * A failed opening handshake.
@@ -102,7 +94,7 @@ const CLIENT_CODES: ReadonlySet<HandshakeErrorCode> = new Set<HandshakeErrorCode
  *   (InvalidHeaderError) with `code` `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`, `ERR_HANDSHAKE_FIELD`
  *   (Connection, Content-Length, Content-Type, Transfer-Encoding, Sec-WebSocket-Accept) or
  *   `ERR_REQUIRED_FIELD` (e.g. a 405 without Allow, a 401 without WWW-Authenticate, a 426 without Upgrade).
- * - On a client (§4.1), with one of the client's codes, it says why the server's response is not a
+ * - On a client (§4.1), made by HandshakeError.fromResponse, it says why the server's response is not a
  *   valid 101: `status` is the response's status (0 when none arrived), `headers` its header fields
  *   (names in lower case) and `body` the first bytes of its body. Nothing is checked: it is never written.
  */
@@ -122,11 +114,30 @@ export class HandshakeError extends Error {
   readonly body: Buffer;
 
   constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body: Buffer = EMPTY_BODY) {
-    if (!CLIENT_CODES.has(code)) checkRefusal(status, headers);
+    if (!describingResponse) checkRefusal(status, headers);
     super(message);
     this.code = code;
     this.status = status;
     this.headers = headers;
     this.body = body;
+  }
+
+  /**
+   * A client's failed handshake (RFC 6455 §4.1): what the server answered, with `status` 0 when no
+   * response arrived. Nothing is checked, as nothing of it is written.
+   */
+  static fromResponse(
+    code: HandshakeErrorCode,
+    status: number,
+    message: string,
+    headers: Record<string, string> = {},
+    body: Buffer = EMPTY_BODY,
+  ): HandshakeError {
+    describingResponse = true;
+    try {
+      return new HandshakeError(code, status, message, headers, body);
+    } finally {
+      describingResponse = false;
+    }
   }
 }
