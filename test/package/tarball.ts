@@ -3,7 +3,7 @@
 // directory (mkdir is atomic) makes them take turns.
 
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,13 @@ function stale(): boolean {
   try {
     pid = Number(readFileSync(join(lock, 'pid'), 'utf8'));
   } catch {
-    return false; // just made, its pid not yet written (or released meanwhile)
+    // Just made, its pid not yet written (a matter of microseconds), or released meanwhile; a lock
+    // without a pid for long was left by a process killed between the two steps.
+    try {
+      return Date.now() - statSync(lock).mtimeMs > 10_000;
+    } catch {
+      return false;
+    }
   }
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
