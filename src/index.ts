@@ -1,6 +1,9 @@
 // pef-front-websocket: the public API.
 export { acceptWebSocket, rejectUpgrade } from './node/upgrade.js';
 export { WebSocketConnection } from './node/transport.js';
+export { connect, WebSocketClient } from './node/client.js';
+export type { ConnectOptions, CloseInfo, ReceivedMessage } from './node/client.js';
+export type { HandshakeResponse } from './protocol/client-handshake.js';
 export type { SendOptions } from './node/transport.js';
 export { permessageDeflate, deflateMemory, DEFAULT_DEFLATE_OPTIONS } from './protocol/deflate.js';
 export type { PerMessageDeflateOptions } from './protocol/deflate.js';

@@ -21,6 +21,11 @@ const ignore = (): void => {};
 const HANDLER_BRAND = Symbol.for('pef-front-websocket.handler');
 const HANDLER_CONNECTION = Symbol.for('pef-front-websocket.connection');
 
+/** A WebSocketHandler passed as hooks (to acceptWebSocket or connect) gets its connection, so `this.send` works. */
+export function bindHandler(hooks: WebSocketHooks, ws: WebSocketConnection): void {
+  if (HANDLER_BRAND in hooks) (hooks as Record<symbol, unknown>)[HANDLER_CONNECTION] = ws;
+}
+
 /**
  * Answers an upgrade request that will not become a WebSocket: the status, its headers and a
  * one-line body, then the socket is ended (and destroyed once the response is out). The response
@@ -100,7 +105,7 @@ export function acceptWebSocket(
   const conn = new Connection({ maxPayload: resolved.maxPayload, extension: handshake.extension, onFrame: trace.onFrame });
   const ws = new WebSocketConnection(socket, conn, hooks, request, handshake.protocol, handshake.extensions, resolved, trace);
   trace.connection = ws;
-  if (HANDLER_BRAND in hooks) (hooks as Record<symbol, unknown>)[HANDLER_CONNECTION] = ws;
+  bindHandler(hooks, ws);
   ws.start(handshake.response, head);
   return ws;
 }
