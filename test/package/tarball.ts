@@ -3,7 +3,7 @@
 // directory (mkdir is atomic) makes them take turns.
 
 import { execFile } from 'node:child_process';
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +12,33 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const lock = join(root, 'node_modules', '.cache', 'pef-ws-pack.lock');
-/** A lock older than this was left by a process that died holding it. */
-const STALE_MS = 180_000;
+
+/**
+ * Whether the lock was left by a process that died holding it. Decided by the holder's pid (kept in
+ * the lock), not by the lock's age: a build slower than any fixed age on a busy machine would
+ * otherwise lose its lock to another packer, and the two would build over each other.
+ */
+function stale(): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+  } catch {
+    // Just made, its pid not yet written (a matter of microseconds), or released meanwhile; a lock
+    // without a pid for long was left by a process killed between the two steps.
+    try {
+      return Date.now() - statSync(lock).mtimeMs > 10_000;
+    } catch {
+      return false;
+    }
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
 
 /** npm without update notices, funding or audit requests: everything it needs is local. */
 export const npmEnv: NodeJS.ProcessEnv = {
@@ -28,13 +53,10 @@ async function acquire(): Promise<void> {
   for (;;) {
     try {
       mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
       return;
     } catch {
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > STALE_MS) rmSync(lock, { recursive: true, force: true });
-      } catch {
-        // released meanwhile
-      }
+      if (stale()) rmSync(lock, { recursive: true, force: true });
       await sleep(200);
     }
   }
