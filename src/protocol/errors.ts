@@ -3,6 +3,7 @@
 // every refused opening handshake is a HandshakeError carrying its HTTP status.
 
 import { CloseCode } from './constants.js';
+import { checkRefusal } from './http.js';
 
 /** Stable codes of protocol failures. Their text never changes once released. */
 export type ProtocolErrorCode =
@@ -57,6 +58,9 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_METHOD'
   | 'WS_ERR_HANDSHAKE_HTTP_VERSION'
   | 'WS_ERR_HANDSHAKE_HOST'
+  | 'WS_ERR_HANDSHAKE_HOST_DUPLICATE'
+  | 'WS_ERR_HANDSHAKE_CONTENT'
+  | 'WS_ERR_HANDSHAKE_EXPECT'
   | 'WS_ERR_HANDSHAKE_UPGRADE'
   | 'WS_ERR_HANDSHAKE_CONNECTION'
   | 'WS_ERR_HANDSHAKE_KEY'
@@ -80,9 +84,15 @@ export type HandshakeErrorCode =
 
 /**
  * A refused opening handshake. On a server (RFC 6455 §4.2.1) it is answered with `status`, `headers`
- * and `message` as the body. On a client (§4.1) it says why the server's response is not a valid
- * 101: `status` is the response's status (0 when none arrived), `headers` its header fields (names
- * in lower case) and `body` the first bytes of its body.
+ * and `message` as the body; the constructor checks what will be written (see checkRefusal in
+ * protocol/http.ts): RangeError `ERR_HTTP_INVALID_STATUS_CODE` for a status outside 300-599;
+ * TypeError (InvalidHeaderError) with `code` `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`,
+ * `ERR_HANDSHAKE_FIELD` (Connection, Content-Length, Content-Type, Transfer-Encoding,
+ * Sec-WebSocket-Accept) or `ERR_REQUIRED_FIELD` (e.g. a 405 without Allow, a 401 without
+ * WWW-Authenticate, a 426 without Upgrade). On a client (§4.1), made with a `body`, it says why
+ * the server's response is not a valid 101 and is not checked (nothing is written):
+ * `status` is the response's status (0 when none arrived), `headers` its header fields (names in
+ * lower case) and `body` the first bytes of its body.
  */
 export class HandshakeError extends Error {
   /** Always 'HandshakeError'. */
@@ -99,11 +109,14 @@ export class HandshakeError extends Error {
    */
   readonly body: Buffer;
 
-  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body: Buffer = EMPTY_BODY) {
+  /** With `body`, the error describes a response received (the client's side) and is not checked. */
+  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body?: Buffer) {
+    // A server's error is a response to write, checked now; a client's describes one it received.
+    if (body === undefined) checkRefusal(status, headers);
     super(message);
     this.code = code;
     this.status = status;
     this.headers = headers;
-    this.body = body;
+    this.body = body ?? EMPTY_BODY;
   }
 }
