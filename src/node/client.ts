@@ -319,13 +319,13 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
   close(code: number = CloseCode.Normal, reason = ''): void {
     encodeClosePayload(code, reason); // RangeError now, whatever the state
     if (this.#ws !== null) return this.#ws.close(code, reason);
-    this.#abortHandshake?.(new HandshakeError('WS_ERR_HANDSHAKE_ABORTED', 0, 'close() was called during the opening handshake', {}, EMPTY));
+    this.#abortHandshake?.(new HandshakeError('WS_ERR_HANDSHAKE_ABORTED', 0, 'close() was called during the opening handshake'));
   }
 
   /** Ends the connection at once, without a closing handshake (onClose gets 1006). */
   terminate(): void {
     if (this.#ws !== null) return this.#ws.terminate();
-    this.#abortHandshake?.(new HandshakeError('WS_ERR_HANDSHAKE_ABORTED', 0, 'terminate() was called during the opening handshake', {}, EMPTY));
+    this.#abortHandshake?.(new HandshakeError('WS_ERR_HANDSHAKE_ABORTED', 0, 'terminate() was called during the opening handshake'));
   }
 
   /** Stops reading from the server until resume() (see WebSocketConnection.pause). */

@@ -82,17 +82,29 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_CLOSED'
   | 'WS_ERR_HANDSHAKE_ABORTED';
 
+/** The codes of a client's failed handshake: the server's response, never written by us. */
+const CLIENT_CODES: ReadonlySet<HandshakeErrorCode> = new Set<HandshakeErrorCode>([
+  'WS_ERR_HANDSHAKE_RESPONSE',
+  'WS_ERR_HANDSHAKE_STATUS',
+  'WS_ERR_HANDSHAKE_REDIRECT',
+  'WS_ERR_HANDSHAKE_ACCEPT',
+  'WS_ERR_HANDSHAKE_EXTENSION',
+  'WS_ERR_HANDSHAKE_TIMEOUT',
+  'WS_ERR_HANDSHAKE_CLOSED',
+  'WS_ERR_HANDSHAKE_ABORTED',
+]);
+
 /**
- * A refused opening handshake. On a server (RFC 6455 §4.2.1) it is answered with `status`, `headers`
- * and `message` as the body; the constructor checks what will be written (see checkRefusal in
- * protocol/http.ts): RangeError `ERR_HTTP_INVALID_STATUS_CODE` for a status outside 300-599;
- * TypeError (InvalidHeaderError) with `code` `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`,
- * `ERR_HANDSHAKE_FIELD` (Connection, Content-Length, Content-Type, Transfer-Encoding,
- * Sec-WebSocket-Accept) or `ERR_REQUIRED_FIELD` (e.g. a 405 without Allow, a 401 without
- * WWW-Authenticate, a 426 without Upgrade). On a client (§4.1), made with a `body`, it says why
- * the server's response is not a valid 101 and is not checked (nothing is written):
- * `status` is the response's status (0 when none arrived), `headers` its header fields (names in
- * lower case) and `body` the first bytes of its body.
+ * A failed opening handshake.
+ * - On a server (RFC 6455 §4.2.1) it is a refusal, answered with `status`, `headers` and `message` as
+ *   the body. The constructor checks what will be written (see checkRefusal in protocol/http.ts):
+ *   RangeError `ERR_HTTP_INVALID_STATUS_CODE` for a status outside 300-599; TypeError
+ *   (InvalidHeaderError) with `code` `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`, `ERR_HANDSHAKE_FIELD`
+ *   (Connection, Content-Length, Content-Type, Transfer-Encoding, Sec-WebSocket-Accept) or
+ *   `ERR_REQUIRED_FIELD` (e.g. a 405 without Allow, a 401 without WWW-Authenticate, a 426 without Upgrade).
+ * - On a client (§4.1), with one of the client's codes, it says why the server's response is not a
+ *   valid 101: `status` is the response's status (0 when none arrived), `headers` its header fields
+ *   (names in lower case) and `body` the first bytes of its body. Nothing is checked: it is never written.
  */
 export class HandshakeError extends Error {
   /** Always 'HandshakeError'. */
@@ -109,14 +121,12 @@ export class HandshakeError extends Error {
    */
   readonly body: Buffer;
 
-  /** With `body`, the error describes a response received (the client's side) and is not checked. */
-  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body?: Buffer) {
-    // A server's error is a response to write, checked now; a client's describes one it received.
-    if (body === undefined) checkRefusal(status, headers);
+  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body: Buffer = EMPTY_BODY) {
+    if (!CLIENT_CODES.has(code)) checkRefusal(status, headers);
     super(message);
     this.code = code;
     this.status = status;
     this.headers = headers;
-    this.body = body ?? EMPTY_BODY;
+    this.body = body;
   }
 }
