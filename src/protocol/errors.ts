@@ -64,7 +64,9 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_FULL'
   | 'WS_ERR_HANDSHAKE_IP_LIMIT'
   | 'WS_ERR_HANDSHAKE_HEADERS'
-  | 'WS_ERR_HANDSHAKE_REJECTED';
+  | 'WS_ERR_HANDSHAKE_REJECTED'
+  | 'WS_ERR_HANDSHAKE_REFUSED'
+  | 'WS_ERR_HANDSHAKE_TIMEOUT';
 
 /** A refused opening handshake (RFC 6455 §4.2.1): answered with `status`, `headers` and `message` as the body. */
 export class HandshakeError extends Error {
