@@ -114,12 +114,18 @@ export class WebSocketRouter {
    * `static path`. A class that does not extend WebSocketHandler gets it put into its prototype
    * chain.
    *
-   * Fails fast, registering nothing, with a HandlerLoadError naming the file and the cause: a
-   * module that throws on import, exports no class, has invalid statics, or claims a route that
-   * is taken; or naming the folder when it cannot be read or holds no handler module.
+   * Files and folders whose names start with `_` are not handlers (`_helpers.ts` beside
+   * `Echo.ts`). `.ts` files skipped because this process cannot import TypeScript are named in a
+   * warning to the logger.
+   *
+   * Fails fast, registering nothing, with a HandlerLoadError naming the file (with line and
+   * column when known) and the cause: a module with a syntax error, that throws on import,
+   * exports no class, has invalid statics, or claims a route that is taken; or naming the folder
+   * when it does not exist, cannot be read or holds no handler module.
    */
   async loadDirectory(dir: string): Promise<this> {
-    const modules = await loadHandlerModules(dir);
+    const logger = resolveOptions(this.#options).logger;
+    const modules = await loadHandlerModules(dir, { warn: (line) => (logger.warn ?? logger.error).call(logger, line) });
     const routes = new Map<string, Route>();
     for (const { file, name, Class } of modules) {
       let route: Route;
