@@ -19,17 +19,27 @@ export class HandlerLoadError extends Error {
   /** The 1-based line and column in `file` where it went wrong, when known (a syntax error, a throw on import). */
   readonly line: number | undefined;
   readonly column: number | undefined;
+  /**
+   * What Node would print under the message: the code frame of a syntax error (the line, a caret
+   * under the column), or the stack of what the module threw while it loaded; '' otherwise.
+   */
+  readonly details: string;
 
   /**
    * The message starts with `file:line:column: ` (or `file: ` without a position), as compilers
    * print it; `cause` is what was thrown, with its stack.
    */
-  constructor(file: string, message: string, options?: { cause?: unknown; line?: number | undefined; column?: number | undefined }) {
+  constructor(
+    file: string,
+    message: string,
+    options?: { cause?: unknown; line?: number | undefined; column?: number | undefined; details?: string },
+  ) {
     const at = options?.line === undefined ? file : `${file}:${options.line}:${options.column ?? 1}`;
     super(`${at}: ${message}`, options);
     this.file = file;
     this.line = options?.line;
     this.column = options?.column;
+    this.details = options?.details ?? '';
   }
 }
 
@@ -131,7 +141,8 @@ export async function loadHandlerModules(dir: string, options: LoadOptions = {})
       exports = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     } catch (error) {
       const { line, column, message, frame } = describeLoadFailure(file, error);
-      throw new HandlerLoadError(file, `failed to load: ${message}${frame === '' ? '' : `\n\n${frame}`}`, { cause: error, line, column });
+      const details = frame !== '' ? frame : error instanceof Error && error.name !== 'SyntaxError' ? (error.stack ?? '') : '';
+      throw new HandlerLoadError(file, `failed to load: ${message}`, { cause: error, line, column, details });
     }
     const Class = pickClass(exports, name);
     if (Class === null) {
