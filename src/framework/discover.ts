@@ -16,8 +16,9 @@ export class HandlerLoadError extends Error {
   readonly code = 'WS_ERR_HANDLER_LOAD';
   /** The absolute path of the module (or folder) that failed. */
   readonly file: string;
-  /** The 1-based line and column in `file` where it went wrong, when known (a syntax error, a throw on import). */
+  /** The 1-based line in `file` where it went wrong, when known (a syntax error, a throw on import). */
   readonly line: number | undefined;
+  /** The 1-based column on that line, when known. */
   readonly column: number | undefined;
   /**
    * What Node would print under the message: the code frame of a syntax error (the line, a caret

@@ -75,6 +75,9 @@ function boundConnection(handler: object, what: string): WebSocketConnection {
  * `onError` or `onClose` throw themselves is reported to the logger (`console` unless the
  * `logger` option says otherwise) and goes no further. A class that does not override `onError`
  * has errors thrown by its other hooks reported to that logger, so they are never lost silently.
+ *
+ * @template Data The type of {@link WebSocketHandler.data}: what the class's `static upgrade`
+ * hook returns. Default undefined.
  */
 export class WebSocketHandler<Data = undefined> {
   /**

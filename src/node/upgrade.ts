@@ -57,11 +57,15 @@ function guardedSelect(
   }
 }
 
-/** Options of acceptWebSocket: the connection's options and an upgrade hook. */
+/**
+ * Options of acceptWebSocket: the connection's options and an upgrade hook.
+ * @template Data What the hook returns, the connection's `data`.
+ */
 export interface AcceptOptions<Data = unknown> extends WebSocketOptions {
   /**
    * Decides the request before the 101 (a cookie or token check) and gives the connection its
-   * `data`; see UpgradeHook. With it, acceptWebSocket returns a promise.
+   * `data`; see UpgradeHook. With it, acceptWebSocket returns a promise. Default none: accepted
+   * at once, data undefined.
    */
   upgrade?: UpgradeHook<Data> | undefined;
 }

@@ -102,9 +102,10 @@ describe('pef-ws serve settings', () => {
     try {
       const port = await child.started;
       const ws = new WebSocket(`ws://127.0.0.1:${port}/wsEcho`, { origin: 'http://localhost:5173' });
+      const pinged = once(ws, 'ping'); // listening before 'open': it may come in the 101's packet
       await once(ws, 'open');
       assert.equal(ws.extensions, ''); // ws offers permessage-deflate; --no-compression declines it
-      await once(ws, 'ping'); // --heartbeat 0.05: a Ping within the first 50 ms interval
+      await pinged; // --heartbeat 0.05: a Ping within the first 50 ms interval
       const end = closed(ws);
       ws.send('eleven byte');
       assert.deepEqual(await end, { code: CloseCode.MessageTooBig, reason: 'message over the limit of 10 bytes' });
@@ -134,8 +135,9 @@ describe('pef-ws serve settings', () => {
       assert.ok(child.stderr().startsWith('pef-ws: warning: --origin *'));
       const ws = new WebSocket(`ws://127.0.0.1:${port}/wsEcho`, { origin: 'http://anywhere.example' });
       ws.on('ping', () => assert.fail('--heartbeat 0 sends no Ping'));
+      const end = closed(ws);
       await once(ws, 'open');
-      assert.equal((await closed(ws)).code, CloseCode.GoingAway);
+      assert.equal((await end).code, CloseCode.GoingAway);
     } finally {
       child.kill();
       assert.equal(await child.exited, 0);
