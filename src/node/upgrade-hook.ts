@@ -121,6 +121,12 @@ export function holdUpgrade(
     return null;
   }
 
+  if (socket.destroyed) {
+    // The client left before the hook was even called: nothing will come of it.
+    controller.abort(new Error('the client closed the connection'));
+    gone();
+    return null;
+  }
   const early: Buffer[] = [head];
   let earlyBytes = head.length;
   let done = false;
