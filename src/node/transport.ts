@@ -232,6 +232,7 @@ export class WebSocketConnection {
   readonly #onDrainEvent = (): void => {
     if (this.#readPaused) {
       this.#readPaused = false;
+      this.#trace?.backpressure('resume', this.bufferedAmount);
       if (!this.#holdReading) this.#socket.resume();
     }
     this.#maybeDrained();
@@ -418,6 +419,8 @@ export class WebSocketConnection {
           `peer does not read: over ${this.#options.maxBufferedAmount} bytes wait to be written`,
         ),
       );
+    } else {
+      this.#trace?.backpressure('drop', this.bufferedAmount);
     }
     return false;
   }
@@ -433,6 +436,7 @@ export class WebSocketConnection {
     if (this.#readPaused || !this.#socket.writableNeedDrain) return;
     this.#readPaused = true;
     this.#socket.pause();
+    this.#trace?.backpressure('pause', this.bufferedAmount);
   }
 
   /**
