@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HandshakeError } from '../protocol/errors.js';
-import { checkHeaderFields, HANDSHAKE_FIELDS } from '../protocol/http.js';
+import { InvalidHeaderError } from '../protocol/http.js';
 import type { Logger, MaybePromise } from './types.js';
 
 /** What an upgrade hook gets besides the request. */
@@ -27,13 +27,10 @@ export interface UpgradeContext {
  */
 export type UpgradeHook<Data = unknown> = (request: IncomingMessage, context: UpgradeContext) => MaybePromise<Data | HandshakeError>;
 
-/** Fields a refusal may not set: the handshake's own and the ones rejectResponse writes. */
-const REFUSAL_OWNED: readonly string[] = [...HANDSHAKE_FIELDS, 'content-length', 'content-type', 'transfer-encoding'];
-
 /**
  * The refusal an upgrade hook returns (or throws): the request is answered with `status`, the
- * header fields `headers` and `message` (default 'the WebSocket upgrade was refused') as a one-line body,
- * and the connection closes. A HandshakeError with code `WS_ERR_HANDSHAKE_REFUSED`.
+ * header fields `headers` and `message` (default 'the WebSocket upgrade was refused') as a one-line
+ * body, and the connection closes. A HandshakeError with code `WS_ERR_HANDSHAKE_REFUSED`.
  *
  * @example
  * ```ts
@@ -41,28 +38,18 @@ const REFUSAL_OWNED: readonly string[] = [...HANDSHAKE_FIELDS, 'content-length',
  * refuseUpgrade(429, 'slow down', { 'Retry-After': '30' });
  * ```
  *
- * Throws at the call, never writing a bad byte: `RangeError` for a status outside 400-599;
- * `TypeError` (an InvalidHeaderError with `code` ERR_INVALID_HTTP_TOKEN, ERR_INVALID_CHAR or
- * ERR_HANDSHAKE_FIELD) for a header name that is not a token, a value with CR, LF or NUL, or a
- * field the response writes itself (Connection, Content-Length, Content-Type, the Sec-WebSocket-*
- * fields); `TypeError` (code ERR_MISSING_FIELD) for a 401 without WWW-Authenticate (RFC 9110
- * §15.5.2) or a 405 without Allow (§15.5.6), and for a message with CR or LF.
+ * Checked at the call as every refusal is checked (checkRefusal), never writing a bad byte:
+ * `RangeError` (code `ERR_HTTP_INVALID_STATUS_CODE`) for a status outside 300-599; `TypeError`
+ * (an InvalidHeaderError) with code `ERR_INVALID_HTTP_TOKEN` for a header name that is not a
+ * token, `ERR_INVALID_CHAR` for a value with CR, LF or NUL (or a message that is not one line),
+ * `ERR_HANDSHAKE_FIELD` for a field the response writes itself (Connection, Content-Length,
+ * Content-Type, Transfer-Encoding), `ERR_REQUIRED_FIELD` for a field the status requires and
+ * lacks (401 WWW-Authenticate, RFC 9110 §15.5.2; 405 Allow; a redirect's Location; 426 Upgrade).
  */
 export function refuseUpgrade(status: number, message?: string, headers: Readonly<Record<string, string>> = {}): HandshakeError {
-  if (!Number.isInteger(status) || status < 400 || status > 599) {
-    throw new RangeError(`refuseUpgrade needs a status from 400 to 599, not ${String(status)}`);
-  }
-  checkHeaderFields(headers, REFUSAL_OWNED);
-  const names = Object.keys(headers).map((name) => name.toLowerCase());
-  const required = status === 401 ? 'www-authenticate' : status === 405 ? 'allow' : undefined;
-  if (required !== undefined && !names.includes(required)) {
-    throw Object.assign(new TypeError(`a ${status} refusal must carry a ${required === 'allow' ? 'Allow' : 'WWW-Authenticate'} header`), {
-      code: 'ERR_MISSING_FIELD',
-    });
-  }
   const text = message ?? 'the WebSocket upgrade was refused';
-  if (/[\r\n]/.test(text)) throw Object.assign(new TypeError('the refusal message must be one line'), { code: 'ERR_INVALID_CHAR' });
-  return new HandshakeError('WS_ERR_HANDSHAKE_REFUSED', status, text, { ...headers });
+  if (/[\r\n]/.test(text)) throw new InvalidHeaderError('ERR_INVALID_CHAR', 'the refusal message must be one line');
+  return new HandshakeError('WS_ERR_HANDSHAKE_REFUSED', status, text, { ...headers }); // checkRefusal runs in there
 }
 
 /** The most bytes a client may send before its 101 while the hook runs; more and it is dropped. */

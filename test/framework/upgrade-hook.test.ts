@@ -368,15 +368,42 @@ describe('refuseUpgrade checks what it will write, at the call', () => {
   });
 
   test('bad statuses, names, values, owned fields and missing required fields throw', () => {
-    assert.throws(() => refuseUpgrade(200), { name: 'RangeError', message: 'refuseUpgrade needs a status from 400 to 599, not 200' });
+    assert.throws(() => refuseUpgrade(200), {
+      name: 'RangeError',
+      code: 'ERR_HTTP_INVALID_STATUS_CODE',
+      message: "a refusal's status must be a whole number from 300 to 599, not 200",
+    });
     assert.throws(() => refuseUpgrade(600), RangeError);
     assert.throws(() => refuseUpgrade(403, 'x', { 'Bad Name': 'v' }), { name: 'TypeError', code: 'ERR_INVALID_HTTP_TOKEN' });
     assert.throws(() => refuseUpgrade(403, 'x', { 'X-Evil': 'a\r\nSet-Cookie: s=1' }), { name: 'TypeError', code: 'ERR_INVALID_CHAR' });
     assert.throws(() => refuseUpgrade(403, 'x', { 'Content-Length': '0' }), { name: 'TypeError', code: 'ERR_HANDSHAKE_FIELD' });
     assert.throws(() => refuseUpgrade(403, 'x', { Connection: 'keep-alive' }), { name: 'TypeError', code: 'ERR_HANDSHAKE_FIELD' });
-    assert.throws(() => refuseUpgrade(401, 'x'), { name: 'TypeError', code: 'ERR_MISSING_FIELD', message: 'a 401 refusal must carry a WWW-Authenticate header' });
-    assert.throws(() => refuseUpgrade(405, 'x'), { name: 'TypeError', code: 'ERR_MISSING_FIELD', message: 'a 405 refusal must carry a Allow header' });
+    assert.throws(() => refuseUpgrade(401, 'x'), {
+      name: 'TypeError',
+      code: 'ERR_REQUIRED_FIELD',
+      message: 'a 401 response requires the www-authenticate header field',
+    });
+    assert.throws(() => refuseUpgrade(405, 'x'), { name: 'TypeError', code: 'ERR_REQUIRED_FIELD' });
+    assert.throws(() => refuseUpgrade(302, 'x'), { name: 'TypeError', code: 'ERR_REQUIRED_FIELD' });
     assert.throws(() => refuseUpgrade(403, 'two\r\nlines'), { name: 'TypeError', code: 'ERR_INVALID_CHAR' });
+  });
+
+  test('a HandshakeError a hook makes by hand with a bad field throws in the hook: 500, logged, no bad byte', async () => {
+    const logger = memoryLogger();
+    class Crafted extends WebSocketHandler {
+      static upgrade(): HandshakeError {
+        return new HandshakeError('WS_ERR_HANDSHAKE_REFUSED', 403, 'no', { 'X-Evil': 'a\r\nb' });
+      }
+    }
+    const server = await listen(new WebSocketRouter({ logger }).route('/wsCrafted', Crafted));
+    try {
+      assert.equal(await refusal(server.port, '/wsCrafted'), expected('500 Internal Server Error', 'the upgrade was not accepted: internal error\n'));
+      assert.equal(logger.calls.length, 1);
+      assert.equal(logger.calls[0]![0], 'pef-front-websocket: the upgrade hook of Crafted (/wsCrafted) threw');
+      assert.equal((logger.calls[0]![1] as { code: string }).code, 'ERR_INVALID_CHAR');
+    } finally {
+      await server.close();
+    }
   });
 });
 
