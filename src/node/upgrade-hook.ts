@@ -151,7 +151,7 @@ export function holdUpgrade(
     options.timeout > 0
       ? setTimeout(() => {
           options.logger.error(`pef-front-websocket: ${options.label} did not finish within ${options.timeout} ms`);
-          answer(new HandshakeError('WS_ERR_HANDSHAKE_TIMEOUT', 503, 'the upgrade was not decided in time'));
+          answer(new HandshakeError('WS_ERR_HANDSHAKE_UPGRADE_TIMEOUT', 503, 'the upgrade was not decided in time'));
         }, options.timeout)
       : null;
   socket.on('error', ignore); // 'close' follows

@@ -22,6 +22,11 @@ const ignore = (): void => {};
 const HANDLER_BRAND = Symbol.for('pef-front-websocket.handler');
 const HANDLER_CONNECTION = Symbol.for('pef-front-websocket.connection');
 
+/** A WebSocketHandler passed as hooks (to acceptWebSocket or connect) gets its connection, so `this.send` works. */
+export function bindHandler(hooks: WebSocketHooks, ws: WebSocketConnection): void {
+  if (HANDLER_BRAND in hooks) (hooks as Record<symbol, unknown>)[HANDLER_CONNECTION] = ws;
+}
+
 /**
  * Answers an upgrade request that will not become a WebSocket: the status, its headers and a
  * one-line body, then the socket is ended (and destroyed once the response is out). The response
@@ -177,7 +182,7 @@ export function upgradeWith(
     const ws = new WebSocketConnection(socket, conn, hooks, request, accepted.protocol, accepted.extensions, resolved, trace);
     trace.connection = ws;
     ws.data = data;
-    if (HANDLER_BRAND in hooks) (hooks as Record<symbol, unknown>)[HANDLER_CONNECTION] = ws;
+    bindHandler(hooks, ws);
     ws.start(accepted.response, head);
     target.done(ws);
   };
