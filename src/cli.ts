@@ -19,6 +19,11 @@ async function main(argv: string[]): Promise<void> {
   const load = name === undefined ? undefined : COMMANDS[name];
   if (load === undefined) {
     const usages = await Promise.all(Object.values(COMMANDS).map(async (loadCommand) => (await loadCommand()).USAGE));
+    if (name === '--version') {
+      const { packageVersion } = await import('./cli/version.js');
+      console.log(packageVersion());
+      process.exit(0);
+    }
     if (name === '--help' || name === '-h') {
       console.log(usages.join('\n\n'));
       process.exit(0);

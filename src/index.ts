@@ -1,5 +1,8 @@
 // pef-front-websocket: the public API.
 export { acceptWebSocket, rejectUpgrade } from './node/upgrade.js';
+export type { AcceptOptions } from './node/upgrade.js';
+export { refuseUpgrade } from './node/upgrade-hook.js';
+export type { UpgradeHook, UpgradeContext } from './node/upgrade-hook.js';
 export { WebSocketConnection } from './node/transport.js';
 export { connect, WebSocketClient } from './node/client.js';
 export type { ConnectOptions, CloseInfo, ReceivedMessage } from './node/client.js';

@@ -2,7 +2,6 @@
 //   node --import tsx examples/integrations/express.ts [port]
 // In your own project, import from 'pef-front-websocket'.
 import { once } from 'node:events';
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
@@ -14,12 +13,10 @@ export async function start(port = 8080, host = '127.0.0.1'): Promise<{ url: str
     response.type('text/plain').send('hello from Express\n');
   });
 
-  // app.listen() would create the server out of sight; create it to attach the router to it.
-  const server = createServer(app);
   const router = await WebSocketRouter.fromDirectory(fileURLToPath(new URL('./handlers', import.meta.url)));
+  // Express 5's app.listen() returns the node:http server it starts: attach the router to it.
+  const server = app.listen(port, host);
   router.attach(server);
-
-  server.listen(port, host);
   await once(server, 'listening');
   const url = `ws://${host}:${(server.address() as AddressInfo).port}`;
   return {

@@ -10,14 +10,29 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocketRouter } from '../framework/router.js';
+import { HandlerLoadError } from '../framework/discover.js';
+import type { WebSocketOptions } from '../node/options.js';
+import { packageVersion } from './version.js';
 
 export const USAGE = `usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]
+         [--origin URL]... [--max-payload BYTES] [--heartbeat SECONDS] [--idle-timeout SECONDS] [--no-compression]
 
-  <handlers-dir>  folder of handler modules: Echo.js (or Echo.ts under tsx) serves /wsEcho
-  --port N        port to listen on (default: $PORT, else 8080; 0 picks a free one)
-  --host ADDRESS  address to listen on (default 127.0.0.1)
-  --workers N     run N worker processes on the same port (node:cluster; default 1)
-  --static DIR    serve the files of DIR over HTTP: index.html at /, or ws.html if there is no index.html`;
+  <handlers-dir>        folder of handler modules: Echo.js (or Echo.ts under tsx) serves /wsEcho;
+                        files and folders starting with _ are helpers, not handlers
+  --port N              port to listen on (default: $PORT, else 8080; 0 picks a free one)
+  --host ADDRESS        address to listen on (default 127.0.0.1)
+  --workers N           run N worker processes on the same port (node:cluster; default 1)
+  --static DIR          serve the files of DIR over HTTP: index.html at /, or ws.html if there is no index.html
+  --origin URL          also accept pages from this origin (repeatable; default: same host only;
+                        * accepts any page, with a warning)
+  --max-payload BYTES   largest message accepted (default 1048576); larger ones close with 1009
+  --heartbeat SECONDS   a Ping every SECONDS, 0 for none (default 30)
+  --idle-timeout SECONDS  close (1001) a connection silent this long, 0 for never (default 0)
+  --no-compression      do not negotiate permessage-deflate (default: on when the client offers it)
+  --version             print the version and exit
+  -h, --help            print this and exit
+
+  NODE_DEBUG=pef-ws prints a line per handshake and per frame to stderr.`;
 
 interface Settings {
   handlers: string;
@@ -25,6 +40,8 @@ interface Settings {
   host: string;
   workers: number;
   staticDir: string | null;
+  /** The router's options from --origin, --max-payload, --heartbeat, --idle-timeout, --no-compression. */
+  options: WebSocketOptions;
 }
 
 function usageError(message: string): never {
@@ -32,12 +49,42 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-async function isDirectory(path: string): Promise<boolean> {
+/** Why `path` cannot be used as a folder, or null when it can. */
+async function notAFolder(path: string): Promise<string | null> {
   try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
+    return (await stat(path)).isDirectory() ? null : 'is not a folder';
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'cannot be read';
   }
+}
+
+/** A number of seconds from the command line, in ms: 0 or more, below 2^31 ms. */
+function seconds(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !(value >= 0) || value * 1000 >= 2 ** 31) usageError(`--${flag} must be a number of seconds (0 turns it off), not "${text}"`);
+  return Math.round(value * 1000);
+}
+
+/** The origins of --origin: each an origin such as http://localhost:5173, or '*' for any. */
+function origins(values: string[] | undefined): WebSocketOptions['origins'] {
+  if (values === undefined || values.length === 0) return undefined;
+  if (values.includes('*')) {
+    console.error("pef-ws: warning: --origin * lets a page on any site open WebSockets here with its visitors' cookies; list the origins you trust instead");
+    return '*';
+  }
+  return values.map((value) => {
+    let url: URL | null = null;
+    try {
+      url = new URL(value);
+    } catch {
+      // reported below
+    }
+    if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.href !== `${url.origin}/`) {
+      usageError(`--origin must be an origin such as http://localhost:5173 (scheme, host and port, no path), not "${value}"`);
+    }
+    return url.origin;
+  });
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -61,6 +108,12 @@ async function parseSettings(argv: string[]): Promise<Settings> {
         host: { type: 'string', default: '127.0.0.1' },
         workers: { type: 'string', default: '1' },
         static: { type: 'string' },
+        origin: { type: 'string', multiple: true },
+        'max-payload': { type: 'string' },
+        heartbeat: { type: 'string' },
+        'idle-timeout': { type: 'string' },
+        'no-compression': { type: 'boolean' },
+        version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -72,6 +125,10 @@ async function parseSettings(argv: string[]): Promise<Settings> {
     console.log(USAGE);
     process.exit(0);
   }
+  if (values.version) {
+    console.log(packageVersion());
+    process.exit(0);
+  }
   if (positionals.length !== 1) usageError('serve takes exactly one handlers folder');
   const portText = values.port ?? (process.env['PORT'] || '8080');
   const port = Number(portText);
@@ -81,13 +138,30 @@ async function parseSettings(argv: string[]): Promise<Settings> {
     usageError(`--workers must be a number of processes (1 or more), not "${values.workers}"`);
   }
   const handlers = resolve(positionals[0]!);
-  if (!(await isDirectory(handlers))) usageError(`the handlers folder ${handlers} is not a folder`);
+  const handlersProblem = await notAFolder(handlers);
+  if (handlersProblem !== null) usageError(`the handlers folder ${handlers} ${handlersProblem}`);
   let staticDir: string | null = null;
   if (values.static !== undefined) {
     staticDir = resolve(values.static);
-    if (!(await isDirectory(staticDir))) usageError(`the --static folder ${staticDir} is not a folder`);
+    const staticProblem = await notAFolder(staticDir);
+    if (staticProblem !== null) usageError(`the --static folder ${staticDir} ${staticProblem}`);
   }
-  return { handlers, port, host: values.host, workers, staticDir };
+  const options: WebSocketOptions = {};
+  const maxPayload = values['max-payload'];
+  if (maxPayload !== undefined) {
+    if (!/^\d+$/.test(maxPayload) || Number(maxPayload) < 1 || !Number.isSafeInteger(Number(maxPayload))) {
+      usageError(`--max-payload must be a number of bytes (1 or more), not "${maxPayload}"`);
+    }
+    options.maxPayload = Number(maxPayload);
+  }
+  const heartbeat = seconds('heartbeat', values.heartbeat);
+  if (heartbeat !== undefined) options.heartbeatInterval = heartbeat;
+  const idle = seconds('idle-timeout', values['idle-timeout']);
+  if (idle !== undefined) options.idleTimeout = idle;
+  if (values['no-compression']) options.compression = false;
+  const allowed = origins(values.origin);
+  if (allowed !== undefined) options.origins = allowed;
+  return { handlers, port, host: values.host, workers, staticDir, options };
 }
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -179,9 +253,23 @@ function startLine(settings: Settings, port: number, routes: readonly string[]):
   return `pef-ws: serving ${urlOf(settings.host, port)} WebSocket routes ${routes.join(', ')}${files}${processes}`;
 }
 
+/**
+ * The router of the handlers folder. A load error is printed as Node would print it (the file
+ * with line and column, then the code frame or the stack) and ends the process with 1.
+ */
+async function load(settings: Settings): Promise<WebSocketRouter> {
+  try {
+    return await WebSocketRouter.fromDirectory(settings.handlers, settings.options);
+  } catch (error) {
+    if (!(error instanceof HandlerLoadError)) throw error;
+    console.error(`pef-ws: ${error.message}${error.details === '' ? '' : `\n\n${error.details}`}`);
+    process.exit(1);
+  }
+}
+
 /** One serving process: the single process, or one worker. */
 async function serve(settings: Settings, printStartLine: boolean): Promise<void> {
-  const router = await WebSocketRouter.fromDirectory(settings.handlers);
+  const router = await load(settings);
   // A request head must arrive within 10 s (node's default is 60 s, checked every 30 s): sockets
   // that trickle it (slowloris) get 408 and are closed. See docs/security.md.
   const server = createServer(
@@ -218,7 +306,7 @@ async function serve(settings: Settings, printStartLine: boolean): Promise<void>
 /** The primary of --workers N: forks, prints the start line once all listen, relays shutdown. */
 async function supervise(settings: Settings): Promise<void> {
   // Load once here too, so a broken handler folder fails with one message instead of N.
-  const { routes } = await WebSocketRouter.fromDirectory(settings.handlers);
+  const { routes } = await load(settings);
   let listening = 0;
   let started = false;
   let stopping = false;

@@ -6,6 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { HandlerClass } from './handler.js';
+import { describeLoadFailure } from './load-error.js';
 
 /** Loading a handler module failed: `file` is the module (or the folder), `cause` what went wrong. */
 export class HandlerLoadError extends Error {
@@ -15,10 +16,31 @@ export class HandlerLoadError extends Error {
   readonly code = 'WS_ERR_HANDLER_LOAD';
   /** The absolute path of the module (or folder) that failed. */
   readonly file: string;
+  /** The 1-based line in `file` where it went wrong, when known (a syntax error, a throw on import). */
+  readonly line: number | undefined;
+  /** The 1-based column on that line, when known. */
+  readonly column: number | undefined;
+  /**
+   * What Node would print under the message: the code frame of a syntax error (the line, a caret
+   * under the column), or the stack of what the module threw while it loaded; '' otherwise.
+   */
+  readonly details: string;
 
-  constructor(file: string, message: string, options?: { cause?: unknown }) {
-    super(`${file}: ${message}`, options);
+  /**
+   * The message starts with `file:line:column: ` (or `file: ` without a position), as compilers
+   * print it; `cause` is what was thrown, with its stack.
+   */
+  constructor(
+    file: string,
+    message: string,
+    options?: { cause?: unknown; line?: number | undefined; column?: number | undefined; details?: string },
+  ) {
+    const at = options?.line === undefined ? file : `${file}:${options.line}:${options.column ?? 1}`;
+    super(`${at}: ${message}`, options);
     this.file = file;
+    this.line = options?.line;
+    this.column = options?.column;
+    this.details = options?.details ?? '';
   }
 }
 
@@ -45,9 +67,13 @@ export function canLoadTypeScript(): boolean {
   return /tsx|ts-node|--experimental-strip-types|--experimental-transform-types/.test(flags);
 }
 
-/** Whether a file name is a handler module: `.js`/`.mjs`/`.cjs` (and `.ts`/`.mts`), not a declaration, not a test. */
+/**
+ * Whether a file name is a handler module: `.js`/`.mjs`/`.cjs` (and `.ts`/`.mts`), not a
+ * declaration, not a test, not hidden (`.x`) and not a helper (`_x`).
+ */
 export function isHandlerFile(name: string, typescript: boolean): boolean {
-  if (name.startsWith('.')) return false;
+  // '_helpers.ts' beside 'Echo.ts' is a module the handlers import, not a handler.
+  if (name.startsWith('.') || name.startsWith('_')) return false;
   if (/\.d\.[cm]?ts$/.test(name)) return false;
   if (/\.(test|spec)\.[cm]?[jt]s$/.test(name)) return false;
   const extension = extname(name);
@@ -74,20 +100,36 @@ function pickClass(exports: Record<string, unknown>, name: string): HandlerClass
   return null;
 }
 
+/** How loadHandlerModules reads a folder. */
+export interface LoadOptions {
+  /** Whether `.ts`/`.mts` files can be imported. Default: canLoadTypeScript(). */
+  readonly typescript?: boolean;
+  /** Receives a line about handler files that were skipped (TypeScript without a loader). */
+  readonly warn?: (line: string) => void;
+}
+
+/** What to do about `.ts` handlers in a process that cannot import them. */
+const TYPESCRIPT_FIX = 'this process cannot import TypeScript: run it with NODE_OPTIONS="--import tsx" (with tsx installed), or build them to .js';
+
 /**
  * Imports every handler module directly in `dir` (not its subfolders), in name order, and returns
- * their classes. Throws HandlerLoadError naming the file when a module throws on import or exports
- * no class, and naming the folder when it cannot be read or holds no handler module.
+ * their classes. Files and folders whose names start with `_` are not handlers (a place for
+ * helper modules). Throws HandlerLoadError naming the file when a module throws on import or
+ * exports no class, and naming the folder when it does not exist, cannot be read or holds no
+ * handler module. `.ts` handlers skipped for want of a loader are reported to `warn`.
  */
-export async function loadHandlerModules(dir: string): Promise<HandlerModule[]> {
+export async function loadHandlerModules(dir: string, options: LoadOptions = {}): Promise<HandlerModule[]> {
   const folder = resolve(dir);
-  const typescript = canLoadTypeScript();
+  const typescript = options.typescript ?? canLoadTypeScript();
   let names: string[];
   try {
     const entries = await readdir(folder, { withFileTypes: true });
     names = entries.filter((entry) => entry.isFile() || entry.isSymbolicLink()).map((entry) => entry.name);
   } catch (error) {
-    throw new HandlerLoadError(folder, `cannot read the handler folder: ${(error as Error).message}`, { cause: error });
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason =
+      code === 'ENOENT' ? 'the handler folder does not exist' : code === 'ENOTDIR' ? 'is not a folder' : `cannot read the handler folder: ${(error as Error).message}`;
+    throw new HandlerLoadError(folder, reason, { cause: error });
   }
   names.sort();
   const modules: HandlerModule[] = [];
@@ -99,9 +141,9 @@ export async function loadHandlerModules(dir: string): Promise<HandlerModule[]> 
     try {
       exports = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     } catch (error) {
-      throw new HandlerLoadError(file, `failed to load: ${error instanceof Error ? error.message : String(error)}`, {
-        cause: error,
-      });
+      const { line, column, message, frame } = describeLoadFailure(file, error);
+      const details = frame !== '' ? frame : error instanceof Error && error.name !== 'SyntaxError' ? (error.stack ?? '') : '';
+      throw new HandlerLoadError(file, `failed to load: ${message}`, { cause: error, line, column, details });
     }
     const Class = pickClass(exports, name);
     if (Class === null) {
@@ -109,11 +151,10 @@ export async function loadHandlerModules(dir: string): Promise<HandlerModule[]> 
     }
     modules.push({ file, name, Class });
   }
+  const skipped = typescript ? [] : names.filter((n) => TS_EXTENSIONS.has(extname(n)) && isHandlerFile(n, true));
   if (modules.length === 0) {
-    const hint = typescript || !names.some((n) => TS_EXTENSIONS.has(extname(n)) && isHandlerFile(n, true))
-      ? ''
-      : ' (its .ts files need a TypeScript loader: run node with --import tsx, or build them to .js)';
-    throw new HandlerLoadError(folder, `no handler modules in the folder${hint}`);
+    throw new HandlerLoadError(folder, `no handler modules in the folder${skipped.length === 0 ? '' : ` (its .ts files were skipped: ${TYPESCRIPT_FIX})`}`);
   }
+  if (skipped.length !== 0) options.warn?.(`pef-front-websocket: skipped ${skipped.join(', ')} in ${folder}: ${TYPESCRIPT_FIX}`);
   return modules;
 }

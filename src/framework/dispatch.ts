@@ -8,7 +8,8 @@ import type { Duplex } from 'node:stream';
 import type { ResolvedOptions } from '../node/options.js';
 import type { WebSocketConnection } from '../node/transport.js';
 import type { MessageType, WebSocketHooks } from '../node/types.js';
-import { acceptWebSocket, rejectUpgrade } from '../node/upgrade.js';
+import { rejectUpgrade, upgradeWith } from '../node/upgrade.js';
+import type { PendingUpgrade } from '../node/upgrade-hook.js';
 import { CONNECTION, WebSocketHandler, type BoundHandler, type HandlerClass } from './handler.js';
 
 /** A registered route: what dispatch needs to open a connection on it. */
@@ -87,29 +88,42 @@ function overriddenHooks(handler: WebSocketHandler): number {
 }
 
 /**
- * Creates the handler instance for an upgrade request on `target` and runs the handshake with it.
- * Returns the connection, or null when the request was answered with an HTTP error (the
- * handshake was refused, or the class's constructor threw: 500, and the error is logged).
+ * Runs the handshake for an upgrade request on `target`: the checks, the class's upgrade hook (if
+ * any), then the handler instance and the connection. `done` gets the connection, or null when
+ * the request was answered with an HTTP error (refused, or the class's constructor threw: 500,
+ * logged) or the client left. Returns the hook while it runs.
  */
 export function openHandler(
   target: DispatchTarget,
   request: IncomingMessage,
   socket: Duplex,
   head: Buffer,
-): WebSocketConnection | null {
-  let handler: WebSocketHandler;
-  try {
-    handler = new target.Class() as WebSocketHandler;
-  } catch (error) {
-    target.options.logger.error(`pef-front-websocket: new ${target.Class.name || 'handler'}() threw (${target.path})`, error);
-    rejectUpgrade(socket, { status: 500, message: 'the WebSocket handler could not be created', headers: {} });
-    return null;
-  }
-  const hooks = Object.create(bindingPrototype(overriddenHooks(handler))) as Binding;
-  hooks.handler = handler;
-  hooks.target = target;
-  const connection = acceptWebSocket(request, socket, head, hooks, target.options);
-  // Hooks run only once the 101 response is flushed, which is later: binding here is in time.
-  if (connection !== null) (handler as BoundHandler)[CONNECTION] = connection;
-  return connection;
+  done: (connection: WebSocketConnection | null) => void,
+): PendingUpgrade | null {
+  const { Class, path, options } = target;
+  let handler: WebSocketHandler | undefined;
+  const makeHooks = (): WebSocketHooks | null => {
+    try {
+      handler = new Class() as WebSocketHandler;
+    } catch (error) {
+      options.logger.error(`pef-front-websocket: new ${Class.name || 'handler'}() threw (${path})`, error);
+      rejectUpgrade(socket, { status: 500, message: 'the WebSocket handler could not be created', headers: {} });
+      return null;
+    }
+    const hooks = Object.create(bindingPrototype(overriddenHooks(handler))) as Binding;
+    hooks.handler = handler;
+    hooks.target = target;
+    return hooks;
+  };
+  const upgrade = Class.upgrade;
+  return upgradeWith(request, socket, head, options, {
+    hook: upgrade && ((request, context) => upgrade.call(Class, request, context)),
+    label: `the upgrade hook of ${Class.name || 'the handler'} (${path})`,
+    makeHooks,
+    done(connection) {
+      // Hooks run only once the 101 response is flushed, which is later: binding here is in time.
+      if (connection !== null) (handler as BoundHandler)[CONNECTION] = connection;
+      done(connection);
+    },
+  });
 }

@@ -7,6 +7,7 @@ import type { HandshakeError } from '../protocol/errors.js';
 import type { WebSocketOptions } from '../node/options.js';
 import type { SendOptions, WebSocketConnection } from '../node/transport.js';
 import type { MaybePromise, MessageType, SendData } from '../node/types.js';
+import type { UpgradeContext } from '../node/upgrade-hook.js';
 
 /**
  * Where a handler instance keeps its connection. `Symbol.for`, so that two copies of this package
@@ -18,6 +19,18 @@ export const CONNECTION: unique symbol = Symbol.for('pef-front-websocket.connect
 /** The shape of a handler instance once dispatch has bound it to its connection. @internal */
 export interface BoundHandler {
   [CONNECTION]?: WebSocketConnection;
+  [URL_CACHE]?: URL;
+}
+
+/** Where `this.url` is kept once parsed. */
+const URL_CACHE: unique symbol = Symbol('pef-front-websocket.url') as never;
+
+function boundConnection(handler: object, what: string): WebSocketConnection {
+  const connection = (handler as BoundHandler)[CONNECTION];
+  if (connection === undefined) {
+    throw new Error(`this handler is not bound to a connection yet: read this.${what} from onOpen on`);
+  }
+  return connection;
 }
 
 /**
@@ -62,8 +75,11 @@ export interface BoundHandler {
  * `onError` or `onClose` throw themselves is reported to the logger (`console` unless the
  * `logger` option says otherwise) and goes no further. A class that does not override `onError`
  * has errors thrown by its other hooks reported to that logger, so they are never lost silently.
+ *
+ * @template Data The type of {@link WebSocketHandler.data}: what the class's `static upgrade`
+ * hook returns. Default undefined.
  */
-export class WebSocketHandler {
+export class WebSocketHandler<Data = undefined> {
   /**
    * The connection is open: the 101 response has been flushed to the socket. Called once,
    * before any {@link WebSocketHandler.onMessage}.
@@ -146,11 +162,45 @@ export class WebSocketHandler {
    * Available from {@link WebSocketHandler.onOpen} on; reading it in the constructor throws.
    */
   get request(): IncomingMessage {
-    const connection = (this as BoundHandler)[CONNECTION];
-    if (connection === undefined) {
-      throw new Error('this handler is not bound to a connection yet: read this.request from onOpen on');
+    return boundConnection(this, 'request').request;
+  }
+
+  /**
+   * What the class's `static upgrade(request)` hook returned for this connection (say the user
+   * its cookie names), typed by the class's type argument: `class Chat extends
+   * WebSocketHandler<{ user: string }>`. Undefined without a hook. Available from onOpen on.
+   */
+  get data(): Data {
+    return boundConnection(this, 'data').data as Data;
+  }
+
+  /**
+   * The request target as a URL, parsed once: `this.url.searchParams.get('room')` for
+   * `/wsChat?room=a`. Its origin is `ws://` (or `wss://` over TLS) and the Host header, or
+   * `ws://localhost` when that is not a valid host. Available from onOpen on.
+   */
+  get url(): URL {
+    const self = this as BoundHandler;
+    const cached = self[URL_CACHE];
+    if (cached !== undefined) return cached;
+    const request = boundConnection(this, 'url').request;
+    const scheme = (request.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'wss' : 'ws';
+    let url: URL;
+    try {
+      url = new URL(request.url ?? '/', `${scheme}://${request.headers.host ?? 'localhost'}`);
+    } catch {
+      url = new URL(request.url ?? '/', `${scheme}://localhost`);
     }
-    return connection.request;
+    return (self[URL_CACHE] = url);
+  }
+
+  /**
+   * Ends the connection at once, without a closing handshake: the socket is destroyed and
+   * onClose gets 1006. For a peer that is gone or hostile; {@link WebSocketHandler.close} otherwise.
+   * Does nothing before the handler is bound.
+   */
+  terminate(): void {
+    (this as BoundHandler)[CONNECTION]?.terminate();
   }
 
   /** The subprotocol chosen in the handshake (see `static protocols`), or `''` for none. */
@@ -189,6 +239,14 @@ export interface HandlerClass {
   readonly protocols?: readonly string[] | undefined;
   /** Options for this class's connections, over the router's options. */
   readonly options?: WebSocketOptions | undefined;
+  /**
+   * The upgrade hook: decides a request before the 101 response, after the handshake and Origin
+   * checks. Return (or resolve with) the connection's data, `this.data` in the handler; or refuse
+   * with `refuseUpgrade(status, message?, headers?)`, returned or thrown. Another throw is logged
+   * and answered 500; past `upgradeTimeout` (default 10 s) the request gets 503. While it runs
+   * the socket is read: a client that leaves aborts `context.signal` and reaches no hook.
+   */
+  upgrade?(request: IncomingMessage, context: UpgradeContext): unknown;
   /**
    * Chooses the subprotocol instead of `protocols`: return one of `offered`, null for none, or a
    * HandshakeError to refuse the request.

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocketConnection } from '../node/transport.js';
 import { resolveOptions, type WebSocketOptions } from '../node/options.js';
 import { rejectUpgrade } from '../node/upgrade.js';
+import type { PendingUpgrade } from '../node/upgrade-hook.js';
 import { traceRefusal } from '../node/trace.js';
 import { Admission } from '../node/limits.js';
 import { CloseCode } from '../protocol/constants.js';
@@ -80,6 +81,8 @@ export class WebSocketRouter {
   readonly #options: WebSocketOptions;
   readonly #routes = new Map<string, Route>();
   readonly #live = new Set<WebSocketConnection>();
+  /** Requests whose upgrade hook is still running. */
+  readonly #holding = new Set<PendingUpgrade>();
   readonly #servers = new Set<UpgradeServer>();
   #closing: Promise<void> | null = null;
   #closed: (() => void) | null = null;
@@ -111,12 +114,18 @@ export class WebSocketRouter {
    * `static path`. A class that does not extend WebSocketHandler gets it put into its prototype
    * chain.
    *
-   * Fails fast, registering nothing, with a HandlerLoadError naming the file and the cause: a
-   * module that throws on import, exports no class, has invalid statics, or claims a route that
-   * is taken; or naming the folder when it cannot be read or holds no handler module.
+   * Files and folders whose names start with `_` are not handlers (`_helpers.ts` beside
+   * `Echo.ts`). `.ts` files skipped because this process cannot import TypeScript are named in a
+   * warning to the logger.
+   *
+   * Fails fast, registering nothing, with a HandlerLoadError naming the file (with line and
+   * column when known) and the cause: a module with a syntax error, that throws on import,
+   * exports no class, has invalid statics, or claims a route that is taken; or naming the folder
+   * when it does not exist, cannot be read or holds no handler module.
    */
   async loadDirectory(dir: string): Promise<this> {
-    const modules = await loadHandlerModules(dir);
+    const logger = resolveOptions(this.#options).logger;
+    const modules = await loadHandlerModules(dir, { warn: (line) => (logger.warn ?? logger.error).call(logger, line) });
     const routes = new Map<string, Route>();
     for (const { file, name, Class } of modules) {
       let route: Route;
@@ -182,7 +191,9 @@ export class WebSocketRouter {
    * nothing, when the path (the URL without its query string) is not a route; true when it is,
    * and then the request has been answered: upgraded, or refused with an HTTP error (400/405/426
    * for a bad handshake, 400 for unsupported subprotocols, 500 when the constructor threw, 503
-   * once the router is closing or holds maxConnections, 429 past maxConnectionsPerIp).
+   * once the router is closing or holds maxConnections, 429 past maxConnectionsPerIp), or is held
+   * while the class's `static upgrade` hook decides (its refusal, 500 if it throws, 503 past
+   * `upgradeTimeout`).
    */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const route = this.#routes.get(pathnameOf(request.url ?? '/'));
@@ -198,16 +209,17 @@ export class WebSocketRouter {
       rejectUpgrade(socket, release);
       return true;
     }
-    const connection = openHandler(route, request, socket, head);
-    if (connection !== null) {
+    let pending: PendingUpgrade | null = null;
+    pending = openHandler(route, request, socket, head, (connection) => {
+      if (pending !== null) this.#holding.delete(pending);
+      if (connection === null) return release();
       this.#live.add(connection);
       socket.once('close', () => {
         release();
         this.#forget(connection);
       });
-    } else {
-      release();
-    }
+    });
+    if (pending !== null) this.#holding.add(pending);
     return true;
   }
 
@@ -221,6 +233,7 @@ export class WebSocketRouter {
    */
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing;
+    for (const pending of this.#holding) pending.cancel(new HandshakeError('WS_ERR_HANDSHAKE_REJECTED', 503, 'the server is shutting down'));
     this.#closing = new Promise<void>((resolve) => {
       if (this.#live.size === 0) return resolve();
       this.#closed = resolve;
@@ -262,7 +275,7 @@ export class WebSocketRouter {
     if (typeof Class !== 'function' || typeof Class.prototype !== 'object' || Class.prototype === null) {
       throw new TypeError(`the handler for ${path} must be a class, not ${describe(Class)}`);
     }
-    const statics = Class as Partial<Record<'options' | 'protocols' | 'selectProtocol', unknown>>;
+    const statics = Class as Partial<Record<'options' | 'protocols' | 'selectProtocol' | 'upgrade', unknown>>;
     const classOptions = statics.options;
     if (classOptions !== undefined && (typeof classOptions !== 'object' || classOptions === null)) {
       throw new TypeError(`static options of ${Class.name} must be an object, not ${describe(classOptions)}`);
@@ -276,6 +289,9 @@ export class WebSocketRouter {
     }
     if (statics.selectProtocol !== undefined && typeof statics.selectProtocol !== 'function') {
       throw new TypeError(`static selectProtocol of ${Class.name} must be a function`);
+    }
+    if (statics.upgrade !== undefined && typeof statics.upgrade !== 'function') {
+      throw new TypeError(`static upgrade of ${Class.name} must be a function`);
     }
     adoptHandler(Class);
     let selectProtocol: WebSocketOptions['selectProtocol'];

@@ -68,6 +68,8 @@ export interface WebSocketOptions {
   maxHeaders?: number;
   /** WebSocketRouter: at most this many live connections; more are refused with 503. 0: no limit. Default 10,000. */
   maxConnections?: number;
+  /** How long an upgrade hook (`static upgrade`, or acceptWebSocket's `upgrade`) may take, in ms; past it the request gets 503. 0: no deadline. Default 10,000. */
+  upgradeTimeout?: number;
   /** WebSocketRouter: at most this many live connections per remote address; more get 429. 0: off (the default: proxies share one address). */
   maxConnectionsPerIp?: number;
 }
@@ -91,6 +93,7 @@ export interface ResolvedOptions {
   maxHeaders: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  upgradeTimeout: number;
 }
 
 export const DEFAULT_OPTIONS: ResolvedOptions = {
@@ -112,6 +115,7 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   maxHeaders: 100,
   maxConnections: 10_000,
   maxConnectionsPerIp: 0,
+  upgradeTimeout: 10_000,
 };
 
 /** Merges option layers (later wins; undefined values are skipped) over the defaults. */
@@ -128,7 +132,7 @@ export function resolveOptions(...layers: (WebSocketOptions | undefined)[]): Res
   if (!(options.closeTimeout >= 0)) throw new RangeError('closeTimeout must be a number of milliseconds');
   if (!(options.highWaterMark >= 0)) throw new RangeError('highWaterMark must be a number of bytes');
   compressionNegotiator(options.compression); // throws for settings out of range (made once per settings object)
-  for (const name of ['heartbeatInterval', 'heartbeatTimeout', 'idleTimeout'] as const) {
+  for (const name of ['heartbeatInterval', 'heartbeatTimeout', 'idleTimeout', 'upgradeTimeout'] as const) {
     if (!(options[name] >= 0 && options[name] < 2 ** 31)) throw new RangeError(`${name} must be a number of milliseconds (0 turns it off)`);
   }
   if (!(options.maxBufferedAmount >= 0)) throw new RangeError('maxBufferedAmount must be a number of bytes');

@@ -5,6 +5,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import { HandshakeError } from '../protocol/errors.js';
+import type { Logger } from './types.js';
 
 /**
  * Which cross-origin pages may open WebSockets: `'*'` for any; a list of exact origins
@@ -52,4 +53,63 @@ export function checkOrigin(request: IncomingMessage, policy: OriginPolicy | und
     for (const allowed of policy) if (allowed.toLowerCase() === wanted) return null;
   }
   return new HandshakeError('WS_ERR_HANDSHAKE_ORIGIN', 403, `origin ${JSON.stringify(origin).slice(0, 200)} is not allowed`);
+}
+
+/** At most this many refused origins are logged per window, each origin and path once. */
+export const ORIGIN_LOG_LIMIT = 10;
+/** The window of ORIGIN_LOG_LIMIT, in ms. */
+export const ORIGIN_LOG_WINDOW = 60_000;
+
+interface OriginLog {
+  windowStart: number;
+  seen: Set<string>;
+  /** Refusals not logged in this window because the limit was reached. */
+  suppressed: number;
+}
+
+/** Per logger, so that two routers with their own loggers do not share a budget. */
+const originLogs = new WeakMap<object, OriginLog>();
+
+/** A header value as it may appear in a log line: printable, one line, bounded. */
+function printable(value: string): string {
+  const short = value.length > 200 ? `${value.slice(0, 200)}...` : value;
+  return /^[\x21-\x7e]+$/.test(short) ? short : JSON.stringify(short);
+}
+
+/**
+ * Logs a request refused by the Origin check, with the reason and the fix, so that a developer
+ * whose page runs on another port sees why instead of a bare 403 in the browser. Rate-limited:
+ * each origin and path once, and at most ORIGIN_LOG_LIMIT lines per ORIGIN_LOG_WINDOW per
+ * logger (the headers are the client's to choose; they must not flood the log).
+ */
+export function reportRefusedOrigin(request: IncomingMessage, logger: Logger, now: number = Date.now()): void {
+  let log = originLogs.get(logger);
+  if (log === undefined || now - log.windowStart >= ORIGIN_LOG_WINDOW) {
+    const suppressed = log?.suppressed ?? 0;
+    log = { windowStart: now, seen: new Set(), suppressed: 0 };
+    originLogs.set(logger, log);
+    if (suppressed > 0) warn(logger, `pef-front-websocket: ${suppressed} more refused origins were not logged (at most ${ORIGIN_LOG_LIMIT} a minute)`);
+  }
+  const origin = printable(String(request.headers.origin));
+  const url = request.url ?? '/';
+  const query = url.indexOf('?');
+  const path = printable(query === -1 ? url : url.slice(0, query));
+  const key = `${origin} ${path}`;
+  if (log.seen.has(key)) return;
+  if (log.seen.size >= ORIGIN_LOG_LIMIT) {
+    log.suppressed++;
+    return;
+  }
+  log.seen.add(key);
+  const host = printable(String(request.headers.host ?? ''));
+  warn(
+    logger,
+    `pef-front-websocket: origin ${origin} refused at ${path} (the page is not from ${host}, the host it connected to): ` +
+      `allow it with --origin ${origin} or the origins option`,
+  );
+}
+
+function warn(logger: Logger, line: string): void {
+  if (logger.warn !== undefined) logger.warn(line);
+  else logger.error(line);
 }

@@ -44,6 +44,8 @@ export class WebSocketConnection {
   readonly protocol: string;
   /** The negotiated Sec-WebSocket-Extensions response, or ''. */
   readonly extensions: string;
+  /** What the upgrade hook returned for this connection (see UpgradeHook); undefined without one. */
+  data: unknown = undefined;
 
   readonly #socket: Duplex;
   readonly #conn: Connection;

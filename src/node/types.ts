@@ -27,4 +27,6 @@ export interface WebSocketHooks {
 export interface Logger {
   /** Receives a message and the error, as console.error does. */
   error(...args: unknown[]): void;
+  /** Receives warnings (a refused Origin, skipped handler files); `error` takes them when absent. */
+  warn?(...args: unknown[]): void;
 }

@@ -7,12 +7,13 @@ import { Connection } from '../protocol/connection.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { acceptHandshake, rejectResponse } from '../protocol/handshake.js';
 import { withCompression } from '../protocol/deflate.js';
-import { resolveOptions, type WebSocketOptions } from './options.js';
+import { resolveOptions, type ResolvedOptions, type WebSocketOptions } from './options.js';
 import { checkHeaderCount } from './limits.js';
-import { checkOrigin } from './origin.js';
+import { checkOrigin, reportRefusedOrigin } from './origin.js';
 import { ConnectionTrace } from './trace.js';
 import { WebSocketConnection } from './transport.js';
 import type { Logger, WebSocketHooks } from './types.js';
+import { holdUpgrade, type PendingUpgrade, type UpgradeHook } from './upgrade-hook.js';
 
 const ignore = (): void => {};
 
@@ -67,45 +68,128 @@ function guardedSelect(
 }
 
 /**
+ * Options of acceptWebSocket: the connection's options and an upgrade hook.
+ * @template Data What the hook returns, the connection's `data`.
+ */
+export interface AcceptOptions<Data = unknown> extends WebSocketOptions {
+  /**
+   * Decides the request before the 101 (a cookie or token check) and gives the connection its
+   * `data`; see UpgradeHook. With it, acceptWebSocket returns a promise. Default none: accepted
+   * at once, data undefined.
+   */
+  upgrade?: UpgradeHook<Data> | undefined;
+}
+
+/**
  * Runs the opening handshake on an upgrade request (RFC 6455 §4.2) and, if it is valid, binds
  * `hooks` to the new connection: onOpen once the 101 response is flushed, then the `head` bytes
  * and everything read after them. Returns the connection, or null when the request was refused
  * with an HTTP error (400, 403, 405 or 426 with a one-line reason).
+ *
+ * With an `upgrade` hook in the options, returns a promise instead: the hook runs once the
+ * request has passed the handshake and Origin checks, and the connection (with the hook's result
+ * as `connection.data`) or null (refused, or the client left) comes when it has decided.
  */
+export function acceptWebSocket<Data>(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  hooks: WebSocketHooks,
+  options: AcceptOptions<Data> & { upgrade: UpgradeHook<Data> },
+): Promise<WebSocketConnection | null>;
 export function acceptWebSocket(
   request: IncomingMessage,
   socket: Duplex,
   head: Buffer,
   hooks: WebSocketHooks,
   options?: WebSocketOptions,
-): WebSocketConnection | null {
+): WebSocketConnection | null;
+export function acceptWebSocket(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  hooks: WebSocketHooks,
+  options?: AcceptOptions,
+): WebSocketConnection | null | Promise<WebSocketConnection | null> {
   const resolved = resolveOptions(options);
+  const hook = options?.upgrade;
+  const target = { hook, label: 'the upgrade hook', makeHooks: () => hooks };
+  if (hook === undefined) {
+    let connection: WebSocketConnection | null = null;
+    upgradeWith(request, socket, head, resolved, { ...target, done: (opened) => (connection = opened) });
+    return connection;
+  }
+  return new Promise((resolve) => upgradeWith(request, socket, head, resolved, { ...target, done: resolve }));
+}
+
+/** How upgradeWith opens a connection. @internal */
+export interface UpgradeTarget {
+  /** Runs after the handshake checks pass, before the 101; none: accept at once with data undefined. */
+  readonly hook: UpgradeHook | undefined;
+  /** Names the hook in the log. */
+  readonly label: string;
+  /** The hooks of the new connection; null when it answered the request itself (a constructor threw). */
+  makeHooks(): WebSocketHooks | null;
+  /** The connection, or null when the request was refused or the client left. Called once. */
+  done(connection: WebSocketConnection | null): void;
+}
+
+/**
+ * acceptWebSocket's work, shared with the router: the handshake and Origin checks, the upgrade
+ * hook, then the 101 and the connection. Returns the running hook, or null when it is decided.
+ * @internal
+ */
+export function upgradeWith(
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  resolved: ResolvedOptions,
+  target: UpgradeTarget,
+): PendingUpgrade | null {
   const selectProtocol = resolved.selectProtocol;
   // Admission first, before any user code runs: too many header fields (431), then cross-site
   // WebSocket hijacking (RFC 6455 §10.2: a browser page from another host, 403).
-  const handshake =
-    (resolved.maxHeaders > 0 ? checkHeaderCount(request, resolved.maxHeaders) : null) ??
-    checkOrigin(request, resolved.origins) ??
-    acceptHandshake(request, {
-      selectProtocol: selectProtocol && ((offered) => guardedSelect(selectProtocol, offered, request, resolved.logger)),
-      extensions: withCompression(resolved.extensions, resolved.compression),
-      headers: resolved.headers,
-    });
+  let refused = resolved.maxHeaders > 0 ? checkHeaderCount(request, resolved.maxHeaders) : null;
+  if (refused === null) {
+    refused = checkOrigin(request, resolved.origins);
+    if (refused !== null) reportRefusedOrigin(request, resolved.logger);
+  }
+  const handshake = refused ?? acceptHandshake(request, {
+    selectProtocol: selectProtocol && ((offered) => guardedSelect(selectProtocol, offered, request, resolved.logger)),
+    extensions: withCompression(resolved.extensions, resolved.compression),
+    headers: resolved.headers,
+  });
   const trace = new ConnectionTrace(request, resolved.trace);
+  const refuse = (error: HandshakeError): void => {
+    trace.handshake(error.status, '', '', error);
+    rejectUpgrade(socket, error);
+    target.done(null);
+  };
   if (handshake instanceof HandshakeError) {
-    trace.handshake(handshake.status, '', '', handshake);
-    rejectUpgrade(socket, handshake);
+    refuse(handshake);
     return null;
   }
-  trace.handshake(101, handshake.protocol, handshake.extensions);
-  const net = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void };
-  // Small frames leave at once (no Nagle delay); no idle timeout is inherited from the HTTP server.
-  net.setNoDelay?.(true);
-  net.setTimeout?.(0);
-  const conn = new Connection({ maxPayload: resolved.maxPayload, extension: handshake.extension, onFrame: trace.onFrame });
-  const ws = new WebSocketConnection(socket, conn, hooks, request, handshake.protocol, handshake.extensions, resolved, trace);
-  trace.connection = ws;
-  bindHandler(hooks, ws);
-  ws.start(handshake.response, head);
-  return ws;
+  const accepted = handshake;
+  const open = (data: unknown, head: Buffer): void => {
+    const hooks = target.makeHooks();
+    if (hooks === null) return target.done(null);
+    trace.handshake(101, accepted.protocol, accepted.extensions);
+    const net = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void };
+    // Small frames leave at once (no Nagle delay); no idle timeout is inherited from the HTTP server.
+    net.setNoDelay?.(true);
+    net.setTimeout?.(0);
+    const conn = new Connection({ maxPayload: resolved.maxPayload, extension: accepted.extension, onFrame: trace.onFrame });
+    const ws = new WebSocketConnection(socket, conn, hooks, request, accepted.protocol, accepted.extensions, resolved, trace);
+    trace.connection = ws;
+    ws.data = data;
+    bindHandler(hooks, ws);
+    ws.start(accepted.response, head);
+    target.done(ws);
+  };
+  if (target.hook === undefined) {
+    open(undefined, head);
+    return null;
+  }
+  const hold = { timeout: resolved.upgradeTimeout, logger: resolved.logger, label: target.label };
+  return holdUpgrade(request, socket, head, target.hook, hold, open, refuse, () => target.done(null));
 }

@@ -72,6 +72,8 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_IP_LIMIT'
   | 'WS_ERR_HANDSHAKE_HEADERS'
   | 'WS_ERR_HANDSHAKE_REJECTED'
+  | 'WS_ERR_HANDSHAKE_REFUSED'
+  | 'WS_ERR_HANDSHAKE_UPGRADE_TIMEOUT'
   // The client's side (RFC 6455 §4.1, §4.2.2): the server's response was not a valid 101.
   | 'WS_ERR_HANDSHAKE_RESPONSE'
   | 'WS_ERR_HANDSHAKE_STATUS'

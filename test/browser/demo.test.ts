@@ -49,6 +49,9 @@ test('the demo page echoes what is typed into #testo on #blackboard, in Chromium
     const page = await browser.newPage();
     await page.goto(demo.url);
     await page.locator('#status', { hasText: /^connected to ws:\/\/127\.0\.0\.1:\d+\/wsEcho$/ }).waitFor();
+    // The page says what it is, and leads to the chat room's page.
+    assert.equal(await page.locator('h1').textContent(), 'pef-front-websocket: echo');
+    assert.equal(await page.locator('#chat-link').getAttribute('href'), 'chat.html');
 
     await page.fill('#testo', 'ciao, mondo <b>!</b>');
     await page.click('#invia');

@@ -153,7 +153,8 @@ describe('pef-ws serve', () => {
     [['serve', join(fixtures, 'good'), '--port', '70000'], '--port must be a port number (0-65535), not "70000"'],
     [['serve', join(fixtures, 'good'), '--workers', '0'], '--workers must be a number of processes (1 or more), not "0"'],
     [['serve', join(fixtures, 'good'), '--bogus'], "Unknown option '--bogus'"],
-    [['serve', join(fixtures, 'missing')], `the handlers folder ${join(fixtures, 'missing')} is not a folder`],
+    [['serve', join(fixtures, 'missing')], `the handlers folder ${join(fixtures, 'missing')} does not exist`],
+    [['serve', join(fixtures, 'static', 'index.html')], `the handlers folder ${join(fixtures, 'static', 'index.html')} is not a folder`],
   ] as const) {
     test(`bad arguments print the usage and exit 2: ${args.join(' ') || '(none)'}`, async () => {
       const { exited, output } = run([...args]);
@@ -168,7 +169,9 @@ describe('pef-ws serve', () => {
   test('a handler folder that fails to load stops the command with exit 1 and the file named', async () => {
     const { exited, output } = run(['serve', join(fixtures, 'throws'), '--port', '0']);
     assert.deepEqual(await exited, { code: 1, signal: null });
-    assert.equal(output().stderr, `pef-ws: ${join(fixtures, 'throws', 'Bad.mjs')}: failed to load: exploded on import\n`);
+    // As Node prints it: the file with line and column, then the stack.
+    const file = join(fixtures, 'throws', 'Bad.mjs');
+    assert.match(output().stderr, new RegExp(`^pef-ws: ${file}:2:7: failed to load: exploded on import\\n\\nError: exploded on import\\n {4}at file://${file}:2:7\\n`));
   });
 });
 

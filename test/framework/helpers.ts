@@ -82,9 +82,9 @@ export function closed(ws: WebSocket): Promise<{ code: number; reason: string }>
 }
 
 /** Attempts a handshake that the server refuses: its HTTP status, and body. */
-export function refused(url: string, protocols?: string | string[]): Promise<{ status: number; body: string }> {
+export function refused(url: string, protocols?: string | string[], origin?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols);
+    const ws = new WebSocket(url, protocols, origin === undefined ? {} : { origin });
     ws.once('open', () => {
       ws.terminate();
       reject(new Error('the handshake was accepted'));

@@ -122,7 +122,8 @@ describe('loading a handler folder', () => {
     assert.ok(error instanceof HandlerLoadError);
     assert.equal(error.code, 'WS_ERR_HANDLER_LOAD');
     assert.equal(error.file, file);
-    assert.equal(error.message, `${file}: failed to load: exploded on import`);
+    assert.equal(error.message, `${file}:2:7: failed to load: exploded on import`);
+    assert.deepEqual([error.line, error.column], [2, 7]);
     assert.ok(error.cause instanceof Error);
     assert.equal(error.cause.message, 'exploded on import');
   });
@@ -176,7 +177,7 @@ describe('loading a handler folder', () => {
     await assert.rejects(WebSocketRouter.fromDirectory(missing), {
       name: 'HandlerLoadError',
       file: missing,
-      message: `${missing}: cannot read the handler folder: ENOENT: no such file or directory, scandir '${missing}'`,
+      message: `${missing}: the handler folder does not exist`,
     });
   });
 });
