@@ -9,10 +9,11 @@
 // that stream back, so a frame whose header lies about its length is modelled as the server sees it.
 
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, RSV1, isControlOpcode, isValidCloseCode } from '../protocol/constants.js';
-import { PerMessageDeflate } from '../protocol/deflate.js';
+import { PERMESSAGE_DEFLATE, PerMessageDeflate } from '../protocol/deflate.js';
+import { parseExtensionsHeader } from '../protocol/extensions.js';
 import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { TolerantFrameReader, encodeFrameSpec, type FrameSpec, type WireEvent, type WireFrame } from './wire.js';
+import { TolerantFrameReader, checkAccept, encodeFrameSpec, type FrameSpec, type HandshakeResponse, type WireEvent, type WireFrame } from './wire.js';
 
 // ---------------------------------------------------------------------------------------- verdicts
 
@@ -551,6 +552,14 @@ function judgeClose(
   };
 
   if (closeFrame?.fault) return result('FAILED', `the server ${closeFrame.fault}`);
+  // The server closed on its own, before our Close: only its own limits (1008, 1009) explain that.
+  if (closeFrame !== null && ending.kind !== 'fail' && (ourClose === null || closeFrame.at < ourClose)) {
+    const [tcpVerdict, tcpDetail] = tcp();
+    if (closeFrame.code === CloseCode.MessageTooBig || closeFrame.code === CloseCode.PolicyViolation) {
+      return result(worse(tcpVerdict, 'INFORMATIONAL'), `the server closed with ${closeFrame.code} on a limit of its own; ${tcpDetail}`);
+    }
+    return result('FAILED', `the server closed with ${closeFrame.code ?? 'no code'}${closeFrame.reason ? ` "${closeFrame.reason}"` : ''} although nothing called for it; ${tcpDetail}`);
+  }
   if (ending.kind === 'open') {
     if (closeFrame === null) return result('OK', serverEnd === null ? 'the connection stayed open, as it must' : 'the server closed TCP without a Close frame');
     if (closeFrame.code === CloseCode.MessageTooBig || closeFrame.code === CloseCode.PolicyViolation) return result('INFORMATIONAL', `the server closed with ${closeFrame.code} on a limit of its own`);
@@ -584,4 +593,146 @@ function judgeClose(
     return result(worse(tcpVerdict, 'NON-STRICT'), `the server failed with 1002 where 1007 names the fault (${ending.reason}); ${tcpDetail}`);
   }
   return result('FAILED', `the server closed with ${closeFrame.code ?? 'no code'}; ${ending.reason} calls for ${ending.codes.join(' or ')}`);
+}
+
+// ------------------------------------------------------------------------------ opening handshake
+
+/** What the response to an opening handshake request must be (RFC 6455 §4.2, RFC 7230, RFC 7692 §5). */
+export interface HandshakeExpectation {
+  /**
+   * 'accept': a 101 is required; 'refuse': an HTTP error is required (a 4xx); 'either': both
+   * conform (e.g. a foreign Origin, §10.2: the server MAY refuse), and a refusal is INFORMATIONAL.
+   */
+  outcome: 'accept' | 'refuse' | 'either';
+  /** For a refusal: the statuses that name the fault; another 4xx is NON-STRICT. Default: any 4xx. */
+  statuses?: readonly number[];
+  /** For a refusal: a header field the response MUST carry (e.g. Sec-WebSocket-Version with 426, §4.4). */
+  header?: { name: string; pattern: RegExp; rule: string };
+  /** With 'refuse': the verdict and reason when the server accepts after all (a draft version it also speaks). Default FAILED. */
+  ifAccepted?: { verdict: Verdict; reason: string };
+}
+
+/** What the request offered, for checking the 101's answers. */
+export interface HandshakeOffer {
+  /** The Sec-WebSocket-Key sent. */
+  key: string;
+  /** The subprotocols offered in Sec-WebSocket-Protocol. */
+  protocols: readonly string[];
+  /** The Sec-WebSocket-Extensions value offered, '' for none. */
+  extensions: string;
+}
+
+/** Judges the response to an opening handshake request. `response` null: none came in time. */
+export function judgeHandshake(expectation: HandshakeExpectation, offer: HandshakeOffer, response: HandshakeResponse | null, timeout: number): { verdict: Verdict; reason: string; observed: string } {
+  if (response === null || response.status === 0) {
+    return { verdict: 'FAILED', reason: response === null ? `no response within ${timeout} ms` : 'the server closed the connection without an HTTP response (§4.2.2: refuse with an HTTP status)', observed: response === null ? 'nothing' : 'connection closed, no status line' };
+  }
+  const observed = `HTTP ${response.status}${response.reason ? ` ${response.reason}` : ''}${response.body.length ? `, body ${describePayload(response.body)}` : ''}`;
+  if (response.status === 101) {
+    const problem = checkAccept(response, offer.key) ?? checkNegotiation(offer, response.headers).problem;
+    if (problem !== null) return { verdict: 'FAILED', reason: `the 101 is wrong: ${problem}`, observed };
+    if (expectation.outcome === 'refuse') {
+      if (expectation.ifAccepted) return { ...expectation.ifAccepted, observed };
+      return { verdict: 'FAILED', reason: `the server accepted a request it must refuse${expectation.statuses ? ` (with ${expectation.statuses.join(' or ')})` : ''}`, observed };
+    }
+    return { verdict: 'OK', reason: 'accepted, and the 101 is right (§4.2.2)', observed };
+  }
+  if (expectation.outcome === 'accept') return { verdict: 'FAILED', reason: `the server refused a valid request with ${response.status}`, observed };
+  if (expectation.outcome === 'either') return { verdict: 'INFORMATIONAL', reason: `the server refused with ${response.status} (allowed)`, observed };
+  if (response.status < 400 || response.status >= 500) {
+    return { verdict: 'FAILED', reason: `a request the server must refuse got ${response.status}; a client error (4xx) names it${expectation.statuses ? ` (${expectation.statuses.join(' or ')})` : ''}`, observed };
+  }
+  if (expectation.header) {
+    const value = response.headers[expectation.header.name.toLowerCase()];
+    if (value === undefined || !expectation.header.pattern.test(value)) {
+      return { verdict: 'FAILED', reason: `the ${response.status} lacks ${expectation.header.name} (${expectation.header.rule})`, observed };
+    }
+  }
+  if (expectation.statuses && !expectation.statuses.includes(response.status)) {
+    return { verdict: 'NON-STRICT', reason: `refused with ${response.status}; ${expectation.statuses.join(' or ')} names the fault`, observed };
+  }
+  return { verdict: 'OK', reason: `refused with ${response.status}`, observed };
+}
+
+const WINDOW_BITS = /^(?:[89]|1[0-5])$/;
+
+/**
+ * Checks a 101's Sec-WebSocket-Protocol and Sec-WebSocket-Extensions against what was offered
+ * (RFC 6455 §4.1 items 5-6, RFC 7692 §7.1) and returns the permessage-deflate agreed, if any.
+ */
+export function checkNegotiation(offer: HandshakeOffer, headers: Readonly<Record<string, string>>): { problem: string | null; deflate: NegotiatedDeflate | null } {
+  const protocol = headers['sec-websocket-protocol'];
+  if (protocol !== undefined && !offer.protocols.includes(protocol.trim())) {
+    return { problem: `Sec-WebSocket-Protocol "${protocol}" was not offered (§4.1 item 6)`, deflate: null };
+  }
+  const answer = headers['sec-websocket-extensions'];
+  if (answer === undefined || answer.trim() === '') return { problem: null, deflate: null };
+  const answered = parseExtensionsHeader(answer);
+  if (answered === null) return { problem: `Sec-WebSocket-Extensions "${answer}" is not valid (§9.1)`, deflate: null };
+  const offers = (parseExtensionsHeader(offer.extensions) ?? []).filter((o) => o.name === PERMESSAGE_DEFLATE);
+  let deflate: NegotiatedDeflate | null = null;
+  for (const extension of answered) {
+    if (extension.name !== PERMESSAGE_DEFLATE || offers.length === 0) {
+      return { problem: `the server answered with extension "${extension.name}", which was not offered (§4.1 item 5)`, deflate: null };
+    }
+    if (deflate !== null) return { problem: 'permessage-deflate answered twice (RFC 7692 §5)', deflate: null };
+    const params = new Map<string, string | true>();
+    for (const [name, value] of extension.params) {
+      if (params.has(name)) return { problem: `permessage-deflate answer repeats ${name} (RFC 7692 §7.1)`, deflate: null };
+      params.set(name, value);
+    }
+    // The answer must accept one of the offers (RFC 7692 §5, §7.1).
+    let reasons: string[] = [];
+    for (const candidate of offers) {
+      const result = acceptsOffer(new Map(candidate.params), params);
+      if (typeof result !== 'string') {
+        deflate = result;
+        reasons = [];
+        break;
+      }
+      reasons.push(result);
+    }
+    if (deflate === null) return { problem: `the permessage-deflate answer "${answer}" accepts no offer: ${reasons[0]}`, deflate: null };
+  }
+  return { problem: null, deflate };
+}
+
+function acceptsOffer(offered: Map<string, string | true>, answer: Map<string, string | true>): NegotiatedDeflate | string {
+  for (const name of answer.keys()) {
+    if (!['server_no_context_takeover', 'client_no_context_takeover', 'server_max_window_bits', 'client_max_window_bits'].includes(name)) return `unknown parameter ${name} (RFC 7692 §7.1)`;
+  }
+  for (const name of ['server_no_context_takeover', 'client_no_context_takeover'] as const) {
+    if (answer.has(name) && answer.get(name) !== true) return `${name} takes no value (§7.1.1)`;
+  }
+  // §7.1.1.1: an offered server_no_context_takeover is accepted only by answering with it.
+  if (offered.has('server_no_context_takeover') && !answer.has('server_no_context_takeover')) return 'server_no_context_takeover was offered but not answered (§7.1.1.1)';
+  let serverBits = 15;
+  const server = answer.get('server_max_window_bits');
+  if (server !== undefined) {
+    if (server === true || !WINDOW_BITS.test(server)) return `server_max_window_bits=${String(server)} is not 8-15 (§7.1.2.1)`;
+    serverBits = Number(server);
+    const asked = offered.get('server_max_window_bits');
+    if (typeof asked === 'string' && serverBits > Number(asked)) return `server_max_window_bits=${serverBits} is above the ${asked} offered (§7.1.2.1)`;
+  } else if (offered.has('server_max_window_bits')) {
+    return 'server_max_window_bits was offered but not answered (§7.1.2.1)';
+  }
+  let clientBits = 15;
+  const client = answer.get('client_max_window_bits');
+  if (client !== undefined) {
+    // §7.1.2.2: only when the offer had it, with a value at most the offered one.
+    const asked = offered.get('client_max_window_bits');
+    if (asked === undefined) return 'client_max_window_bits answered but not offered (§7.1.2.2)';
+    if (client === true || !WINDOW_BITS.test(client)) return `client_max_window_bits=${String(client)} is not 8-15 (§7.1.2.2)`;
+    clientBits = Number(client);
+    if (typeof asked === 'string' && clientBits > Number(asked)) return `client_max_window_bits=${clientBits} is above the ${asked} offered (§7.1.2.2)`;
+  } else {
+    const asked = offered.get('client_max_window_bits');
+    if (typeof asked === 'string') clientBits = Number(asked);
+  }
+  return {
+    serverMaxWindowBits: serverBits,
+    serverNoContextTakeover: answer.has('server_no_context_takeover'),
+    clientMaxWindowBits: clientBits,
+    clientNoContextTakeover: answer.has('client_no_context_takeover'),
+  };
 }

@@ -67,6 +67,14 @@ export function freshMask(): Buffer {
   return randomBytes(4);
 }
 
+/** How many bytes encodeFrameSpec writes for `spec`: header and payload. */
+export function encodedLength(spec: FrameSpec): number {
+  const payload = typeof spec.payload === 'string' ? Buffer.byteLength(spec.payload) : (spec.payload?.length ?? 0);
+  const length = spec.length ?? payload;
+  const form = spec.lengthForm ?? (length < 126 ? 7 : length < 0x10000 ? 16 : 64);
+  return (form === 7 ? 2 : form === 16 ? 4 : 10) + (spec.mask === null ? 0 : 4) + payload;
+}
+
 /**
  * Encodes a FrameSpec into one buffer, header and (masked) payload. Returns the bytes and the frame
  * as it will be logged. Valid specs go through the core's header writer; a forced length form or a
@@ -350,6 +358,11 @@ export interface WriteOptions {
   chunkSize?: number;
   /** Wait this many ms between pieces (0: only until each piece is flushed to the kernel). Default 0. */
   delay?: number;
+  /**
+   * Stop after this many bytes and pause (see RawConnection.pause) until `until` holds or `timeout`
+   * ms pass; when `until` held, the rest is not written.
+   */
+  pauseAfter?: { offset: number; until: (connection: RawConnection) => boolean; timeout: number; reason: string };
 }
 
 /** Thrown by RawConnection.open when TCP (or TLS) could not be opened; `code` is the socket error's. */
@@ -569,9 +582,11 @@ export class RawConnection {
   }
 
   async #writePieces(bytes: Buffer, options: WriteOptions): Promise<void> {
-    const cuts = options.chunkSize
+    let cuts: number[] = options.chunkSize
       ? Array.from({ length: Math.ceil(bytes.length / options.chunkSize) - 1 }, (_, i) => (i + 1) * options.chunkSize!)
-      : (options.splitAt ?? []);
+      : [...(options.splitAt ?? [])];
+    const pause = options.pauseAfter;
+    if (pause && pause.offset > 0 && pause.offset < bytes.length) cuts = [...new Set([...cuts, pause.offset])].sort((a, b) => a - b);
     let start = 0;
     for (const cut of [...cuts, bytes.length]) {
       if (cut <= start || cut > bytes.length) continue;
@@ -579,7 +594,11 @@ export class RawConnection {
       const piece = bytes.subarray(start, cut);
       start = cut;
       await new Promise<void>((resolve) => this.#socket.write(piece, () => resolve()));
-      if (options.delay && start < bytes.length) await new Promise((resolve) => setTimeout(resolve, options.delay));
+      if (pause && cut === pause.offset && cut < bytes.length) {
+        if (await this.pause(pause.until, pause.timeout, pause.reason)) return;
+      } else if (options.delay && start < bytes.length) {
+        await new Promise((resolve) => setTimeout(resolve, options.delay));
+      }
     }
   }
 
