@@ -10,7 +10,7 @@
 import { constants as zlib, deflateRawSync } from 'node:zlib';
 import type * as FastCheck from 'fast-check';
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, RSV1 } from '../../protocol/constants.js';
-import type { FrameSpec } from '../wire.js';
+import { encodedLength, type FrameSpec } from '../wire.js';
 import type { FuzzCase } from './case.js';
 
 /** The fast-check module, as `await import('fast-check')` returns it. */
@@ -111,8 +111,14 @@ const HUGE_LENGTHS: readonly number[] = [0x10000, 0x7fffffff, 0x80000000, 2 ** 3
 
 const RESERVED_OPCODES: readonly number[] = [3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf];
 
+/** What the generated cases may use. */
+export interface GenerateOptions {
+  /** Offer permessage-deflate in some cases (compressed frames are sent either way). */
+  compression: boolean;
+}
+
 /** The arbitrary of fuzz case plans. */
-export function casePlanArbitrary(fc: FastCheckModule): FastCheck.Arbitrary<CasePlan> {
+export function casePlanArbitrary(fc: FastCheckModule, options: GenerateOptions): FastCheck.Arbitrary<CasePlan> {
   const smallBytes = (max: number): FastCheck.Arbitrary<Uint8Array> => fc.uint8Array({ maxLength: max });
   const text = fc.string({ unit: 'binary', maxLength: 24 });
   const body: FastCheck.Arbitrary<Body> = fc.oneof(
@@ -184,7 +190,7 @@ export function casePlanArbitrary(fc: FastCheckModule): FastCheck.Arbitrary<Case
     mask: fc.nat({ max: 0xffffffff }),
     splits: fc.array(fc.nat(), { maxLength: 5 }),
     delay: fc.oneof({ arbitrary: fc.constant(0), weight: 9 }, { arbitrary: fc.constant(1), weight: 1 }),
-    extensions: fc.option(fc.constantFrom(...DEFLATE_OFFERS), { freq: 3 }),
+    extensions: options.compression ? fc.option(fc.constantFrom(...DEFLATE_OFFERS), { freq: 3 }) : fc.constant(null),
   });
 }
 
@@ -313,13 +319,7 @@ export function toCase(plan: CasePlan): FuzzCase {
   if (plan.closing) frames.push({ opcode: Opcode.Close, payload: closeBytes(CloseCode.Normal, new Uint8Array(0)) });
   const key = maskKey(plan.mask);
   frames = frames.map((spec) => (spec.mask === null ? spec : { ...spec, mask: key }));
-  let streamLength = 0;
-  for (const spec of frames) {
-    const payload = typeof spec.payload === 'string' ? Buffer.byteLength(spec.payload) : (spec.payload?.length ?? 0);
-    const length = spec.length ?? payload;
-    const form = spec.lengthForm ?? (length < 126 ? 7 : length < 0x10000 ? 16 : 64);
-    streamLength += (form === 7 ? 2 : form === 16 ? 4 : 10) + (spec.mask === null ? 0 : 4) + payload;
-  }
+  const streamLength = frames.reduce((sum, spec) => sum + encodedLength(spec), 0);
   const splitAt = [...new Set(plan.splits.map((s) => (streamLength <= 1 ? 0 : 1 + (s % (streamLength - 1)))))].filter((s) => s > 0).sort((a, b) => a - b);
   return { frames, splitAt, delay: plan.delay, extensions: plan.extensions };
 }

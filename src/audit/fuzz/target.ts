@@ -95,6 +95,17 @@ export class Target {
     await this.#start();
   }
 
+  /** Waits up to `timeout` ms for the spawned server to exit; resolves with how it ended, or null. */
+  async waitForExit(timeout: number): Promise<ServerExit | null> {
+    const child = this.#child;
+    if (child !== null && this.#exit === null) {
+      const done = new AbortController();
+      await Promise.race([once(child, 'exit', { signal: done.signal }), sleep(timeout, undefined, { signal: done.signal })]);
+      done.abort();
+    }
+    return this.#exit;
+  }
+
   /** Stops the spawned server (if it runs) and starts it again. */
   async restart(): Promise<void> {
     await this.stop();
