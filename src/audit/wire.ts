@@ -493,9 +493,14 @@ export class RawConnection {
     }
     const response = this.#response;
     if (response.status !== 101) {
+      // The body ends at Content-Length, at the last chunk of a chunked body, or when the server closes.
       const wanted = Number(response.headers['content-length'] ?? NaN);
+      const chunked = /(^|,)\s*chunked\s*$/i.test(response.headers['transfer-encoding'] ?? '');
       await this.#until(
-        () => this.end !== null || (Number.isFinite(wanted) && response.body.length >= wanted),
+        () =>
+          this.end !== null ||
+          (Number.isFinite(wanted) && response.body.length >= wanted) ||
+          (chunked && /(^|\r\n)0(;[^\r\n]*)?\r\n(.*\r\n)*\r\n$/s.test(response.body.toString('latin1'))),
         Math.max(0, deadline - performance.now()),
       );
     }
