@@ -11,6 +11,7 @@ interface Command {
 
 const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   serve: () => import('./cli/serve.js'),
+  audit: () => import('./cli/audit.js'),
   fuzz: () => import('./cli/fuzz.js'),
 };
 

@@ -115,6 +115,8 @@ const DEFAULTS = { echo: true, concurrency: 4, timeout: 10_000, closeDeadline: 2
 const WIRE_HEAD = 150;
 const WIRE_TAIL = 50;
 const PREVIEW = 64;
+/** How long after a case's deadline its connection is destroyed, whatever it is doing. */
+const HARD_STOP_GRACE = 250;
 
 /** Runs `cases` against the server at `url`; resolves with the report (cases in battery order). */
 export async function runAudit(url: string, cases: readonly AuditCase[], options: AuditOptions = {}): Promise<AuditReport> {
@@ -158,14 +160,16 @@ export async function runCase(url: string, auditCase: AuditCase, options: AuditO
   }
   const deadline = start + timeout;
   let timedOut = false;
+  // The hard stop, a little after the deadline every wait of the case keeps: it only fires when
+  // something cannot be waited for with a deadline (a write the server never reads).
   const timer = setTimeout(() => {
     timedOut = true;
     connection.destroy();
-  }, timeout);
+  }, timeout + HARD_STOP_GRACE);
   try {
     const outcome = auditCase.kind === 'handshake'
       ? await runHandshakeCase(url, auditCase, connection, deadline, timeout, options)
-      : await runFrameCase(url, auditCase, connection, deadline, options);
+      : await runFrameCase(url, auditCase, connection, deadline, timeout, options);
     let { reason } = outcome;
     if (timedOut && outcome.verdict === 'FAILED') reason = `the case ran out of time (${timeout} ms): ${reason}`;
     return { ...base, ...outcome, reason, wire: serializeLog(connection.log), duration: Math.round(performance.now() - start) };
@@ -215,12 +219,12 @@ async function runHandshakeCase(url: string, auditCase: HandshakeCase, connectio
   };
 }
 
-async function runFrameCase(url: string, auditCase: FrameCase, connection: RawConnection, deadline: number, options: AuditOptions): Promise<Outcome> {
+async function runFrameCase(url: string, auditCase: FrameCase, connection: RawConnection, deadline: number, timeout: number, options: AuditOptions): Promise<Outcome> {
   const offer = auditCase.deflateOffer;
   const { response, key, problem } = await connection.handshake(url, remaining(deadline), offer ? { headers: { 'Sec-WebSocket-Extensions': offer } } : {});
   const expectedOpen = 'the opening handshake succeeds';
   if (problem !== null) {
-    return { verdict: 'FAILED', reason: `opening handshake: ${problem}`, close: null, expected: expectedOpen, observed: response ? `HTTP ${response.status} ${response.reason}` : 'no response' };
+    return { verdict: 'FAILED', reason: `opening handshake: ${response === null ? `no response within ${timeout} ms` : problem}`, close: null, expected: expectedOpen, observed: response ? `HTTP ${response.status} ${response.reason}` : 'no response' };
   }
   const negotiation = checkNegotiation({ key, protocols: [], extensions: offer ?? '' }, response!.headers);
   if (negotiation.problem !== null) {

@@ -62,9 +62,20 @@ export interface WireFrame {
   problems: string[];
 }
 
+/** CSPRNG bytes drawn 4 KiB at a time: a message in 65,536 fragments needs 65,536 keys. */
+let maskPool = Buffer.alloc(0);
+let maskPoolOffset = 0;
+
 /** A fresh 4-byte masking key from the CSPRNG (§5.3: unpredictable, new for every frame). */
 export function freshMask(): Buffer {
-  return randomBytes(4);
+  if (maskPoolOffset + 4 > maskPool.length) {
+    maskPool = randomBytes(4096);
+    maskPoolOffset = 0;
+  }
+  const key = Buffer.from(maskPool.subarray(maskPoolOffset, maskPoolOffset + 4));
+  maskPool.fill(0, maskPoolOffset, maskPoolOffset + 4); // a key is never handed out twice
+  maskPoolOffset += 4;
+  return key;
 }
 
 /** How many bytes encodeFrameSpec writes for `spec`: header and payload. */
@@ -482,9 +493,14 @@ export class RawConnection {
     }
     const response = this.#response;
     if (response.status !== 101) {
+      // The body ends at Content-Length, at the last chunk of a chunked body, or when the server closes.
       const wanted = Number(response.headers['content-length'] ?? NaN);
+      const chunked = /(^|,)\s*chunked\s*$/i.test(response.headers['transfer-encoding'] ?? '');
       await this.#until(
-        () => this.end !== null || (Number.isFinite(wanted) && response.body.length >= wanted),
+        () =>
+          this.end !== null ||
+          (Number.isFinite(wanted) && response.body.length >= wanted) ||
+          (chunked && /(^|\r\n)0(;[^\r\n]*)?\r\n(.*\r\n)*\r\n$/s.test(response.body.toString('latin1'))),
         Math.max(0, deadline - performance.now()),
       );
     }
