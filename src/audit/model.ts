@@ -11,6 +11,7 @@
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, RSV1, isControlOpcode, isValidCloseCode } from '../protocol/constants.js';
 import { PERMESSAGE_DEFLATE, PerMessageDeflate } from '../protocol/deflate.js';
 import { parseExtensionsHeader } from '../protocol/extensions.js';
+import { applyMask } from '../protocol/mask.js';
 import { Utf8Validator, isValidUtf8 } from '../protocol/utf8.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { TolerantFrameReader, checkAccept, encodeFrameSpec, type FrameSpec, type HandshakeResponse, type WireEvent, type WireFrame } from './wire.js';
@@ -120,12 +121,21 @@ export function expect(frames: readonly FrameSpec[], options: ModelOptions = {})
   const reader = new TolerantFrameReader();
   const parsed: WireFrame[] = [];
   let streamLength = 0;
+  const written: Buffer[] = [];
   for (const spec of frames) {
     // The masking key does not change what the server reads: a zero key spares the CSPRNG.
     const { bytes } = encodeFrameSpec(spec.mask === undefined ? { ...spec, mask: ZERO_MASK } : spec);
     streamLength += bytes.length;
     parsed.push(...reader.push(bytes));
+    written.push(bytes);
   }
+  // A frame whose header arrived but whose payload did not (or never can: 2^53 bytes or more) is
+  // still judged on its header, as a server can judge it: a long or fragmented control frame, a
+  // reserved opcode or RSV bit, a continuation out of place fail at once (§5.2, §5.4, §5.5).
+  // (Its index is frames.length when the payload is still missing.)
+  const pending = reader.broken !== null ? parsed.length - 1 : pendingHeader(reader.buffered >= 2 ? Buffer.concat(written).subarray(streamLength - reader.buffered) : null);
+  const all = typeof pending === 'number' || pending === null ? parsed : [...parsed, pending];
+  const incompleteAt = typeof pending === 'number' ? pending : pending === null ? -1 : parsed.length;
   const inflater = deflate
     ? new PerMessageDeflate({
         ownWindowBits: deflate.clientMaxWindowBits,
@@ -148,8 +158,8 @@ export function expect(frames: readonly FrameSpec[], options: ModelOptions = {})
   const fail = (index: number, codes: readonly number[], reason: string, failFast?: number): Expectation =>
     done(failFast === undefined ? { kind: 'fail', codes, reason, frame: index } : { kind: 'fail', codes, reason, frame: index, failFast });
 
-  for (let index = 0; index < parsed.length; index++) {
-    const frame = parsed[index]!;
+  for (let index = 0; index < all.length; index++) {
+    const frame = all[index]!;
     const start = offset;
     offset += frame.headerLength + frame.length;
     // §5.1: a server MUST fail the connection on an unmasked client frame.
@@ -173,6 +183,7 @@ export function expect(frames: readonly FrameSpec[], options: ModelOptions = {})
       // §5.5: control frames have at most 125 bytes of payload and are never fragmented.
       if (frame.length > MAX_CONTROL_PAYLOAD) return fail(index, FRAMING, `control frame with ${frame.length} bytes of payload (§5.5: at most 125)`);
       if (!frame.fin) return fail(index, FRAMING, 'fragmented control frame (§5.5)');
+      if (index === incompleteAt) break; // its payload has not arrived: nothing more to do yet
       if (opcode === Opcode.Ping) {
         // §5.5.2-§5.5.3: a Pong with the Ping's payload.
         replies.push({ kind: 'pong', payload: frame.payload, frame: index });
@@ -213,6 +224,7 @@ export function expect(frames: readonly FrameSpec[], options: ModelOptions = {})
       const at = firstInvalidByte(message.parts);
       return fail(index, INVALID_DATA, 'text message that is not UTF-8 (§8.1)', start + frame.headerLength + at);
     }
+    if (index === incompleteAt) break; // the rest of its payload has not arrived
     if (!frame.fin) continue;
     let payload = message.parts.length === 1 ? message.parts[0]! : Buffer.concat(message.parts);
     if (message.utf8 !== null && !message.utf8.end()) {
@@ -233,6 +245,20 @@ export function expect(frames: readonly FrameSpec[], options: ModelOptions = {})
     message = null;
   }
   return done({ kind: 'open' });
+}
+
+/** The header of a frame cut short at the end of the stream (its payload, as far as it came), or null when not even the header is whole. */
+function pendingHeader(tail: Buffer | null): WireFrame | null {
+  if (tail === null) return null;
+  const short = tail[1]! & 0x7f;
+  const masked = (tail[1]! & 0x80) !== 0;
+  const headerLength = 2 + (short === 126 ? 2 : short === 127 ? 8 : 0) + (masked ? 4 : 0);
+  if (tail.length < headerLength) return null;
+  const length = short === 126 ? tail.readUInt16BE(2) : short === 127 ? Number(tail.readBigUInt64BE(2)) : short;
+  const problems = short === 127 && tail[2]! >= 0x80 ? ['the most significant bit of the 64-bit length is set (§5.2)'] : [];
+  const payload = Buffer.from(tail.subarray(headerLength));
+  if (masked) applyMask(payload, tail.subarray(headerLength - 4, headerLength), 0);
+  return { fin: (tail[0]! & 0x80) !== 0, rsv: tail[0]! & 0x70, opcode: tail[0]! & 0x0f, masked, length, payload, headerLength, problems };
 }
 
 /** The index, in the last part, of the first byte at which `parts` stop being a prefix of valid UTF-8. */

@@ -84,7 +84,7 @@ export async function runFuzzCase(target: Target, fuzzCase: FuzzCase, settings: 
     const sent = fuzzCase.frames.map((spec) => encodeFrameSpec(spec).frame);
     const framesSent = await write(connection, fuzzCase);
     await awaitReaction(connection, expectation, settings);
-    let judgement = failedOnLimit(expectation, judgeLog(expectation, connection, sent, settings, deflate));
+    let { judgement, reading } = judgeCase(fuzzCase, expectation, connection, sent, settings, deflate);
     const dropped = connection.end !== null && connection.end.how !== 'destroyed' && seen(connection.received, echo).close === null;
 
     if (judgement.verdict !== 'FAILED' && !dropped && target.exited === null) return { finding: null, verdict: judgement.verdict, framesSent };
@@ -102,10 +102,10 @@ export async function runFuzzCase(target: Target, fuzzCase: FuzzCase, settings: 
       return outcome(fuzzCase, expectation, 'hang', `${liveness.problem}: the server accepts TCP but stopped serving after this case. ${judgement.reason} (${judgement.observed})`, framesSent);
     }
     // What arrived while the liveness check ran counts too: a slow server is not a hung one.
-    judgement = failedOnLimit(expectation, judgeLog(expectation, connection, sent, settings, deflate));
+    ({ judgement, reading } = judgeCase(fuzzCase, expectation, connection, sent, settings, deflate));
     if (judgement.verdict !== 'FAILED') return { finding: null, verdict: judgement.verdict, framesSent };
-    const kind = classify(expectation, judgement, connection, sent, settings, deflate);
-    return outcome(fuzzCase, expectation, kind, `${judgement.reason} (${judgement.observed})`, framesSent);
+    const kind = classify(reading, judgement, connection, sent, settings, deflate);
+    return outcome(fuzzCase, reading, kind, `${judgement.reason} (${judgement.observed})`, framesSent);
   } finally {
     connection.destroy();
   }
@@ -175,6 +175,28 @@ function judgeLog(expectation: Expectation, connection: RawConnection, sent: rea
   return judge(expectation, [...log, ...extra], { deflate, closeDeadline: settings.timeout });
 }
 
+/**
+ * Judges the log against the model's expectation and, where RFC 6455 allows a server another
+ * reading, against that one too; the better judgement stands. The other reading: a frame whose
+ * length is not in its shortest form breaks a MUST of §5.2 that the model lets pass, so a server
+ * may fail the connection there with 1002 (after answering the frames before it).
+ */
+function judgeCase(fuzzCase: FuzzCase, expectation: Expectation, connection: RawConnection, sent: readonly WireFrame[], settings: ExchangeSettings, deflate: NegotiatedDeflate | null): { judgement: Judgement; reading: Expectation } {
+  const judgement = failedOnLimit(fuzzCase, expectation, judgeLog(expectation, connection, sent, settings, deflate));
+  if (judgement.verdict !== 'FAILED') return { judgement, reading: expectation };
+  const ending = expectation.ending;
+  const last = ending.kind === 'open' ? expectation.frames.length - 1 : ending.frame;
+  const k = expectation.frames.findIndex((f, i) => i <= last && f.problems.some((p) => p.includes('shortest form')));
+  if (k < 0) return { judgement, reading: expectation };
+  const reading: Expectation = {
+    ...expectation,
+    replies: expectation.replies.filter((r) => r.frame < k),
+    ending: { kind: 'fail', codes: [CloseCode.ProtocolError], reason: `a frame length not in its shortest form (§5.2), which a server may refuse`, frame: k },
+  };
+  const other = failedOnLimit(fuzzCase, reading, judgeLog(reading, connection, sent, settings, deflate));
+  return other.verdict === 'FAILED' ? { judgement, reading: expectation } : { judgement: other, reading };
+}
+
 /** Frames this long are past many servers' size limits (the 64-bit length form starts here, §5.2). */
 const LIMIT_SIZE = 0x10000;
 
@@ -183,11 +205,22 @@ const LIMIT_SIZE = 0x10000;
  * RFC 6455 orders no checks, so a Close 1009 (or 1008, §7.4.1) is then the server's limit speaking,
  * not a wrong code. The judge allows the same where nothing else ends the connection.
  */
-function failedOnLimit(expectation: Expectation, judgement: Judgement): Judgement {
+function failedOnLimit(fuzzCase: FuzzCase, expectation: Expectation, judgement: Judgement): Judgement {
   const { close } = judgement;
-  if (judgement.verdict !== 'FAILED' || expectation.ending.kind !== 'fail' || close.verdict !== 'FAILED' || judgement.reason !== close.detail) return judgement;
+  const ending = expectation.ending;
+  if (judgement.verdict !== 'FAILED' || ending.kind !== 'fail' || close.verdict !== 'FAILED' || judgement.reason !== close.detail) return judgement;
+  if (!close.closeFrame && ending.failFast !== undefined) {
+    // Invalid UTF-8 in a text message that never ends in the stream: a server that checks UTF-8
+    // only at the end of a message waits for the rest. Fail-fast is stricter; §8.1 allows both.
+    const frames = expectation.frames;
+    const ends = frames[ending.frame]?.fin === true || frames.slice(ending.frame + 1).some((f) => f.opcode === Opcode.Continuation && f.fin);
+    if (!ends) {
+      const detail = 'the server did not fail fast on invalid UTF-8 in a message that has not ended (§8.1: it must fail once it finds it; checking at the end is allowed)';
+      return { ...judgement, verdict: 'NON-STRICT', reason: detail, close: { ...close, verdict: 'NON-STRICT', detail } };
+    }
+  }
   if (close.code !== CloseCode.MessageTooBig && close.code !== CloseCode.PolicyViolation) return judgement;
-  const announced = Math.max(expectation.largestMessage, ...expectation.frames.slice(0, expectation.ending.frame + 1).map((f) => f.length));
+  const announced = Math.max(expectation.largestMessage, ...fuzzCase.frames.map((spec) => spec.length ?? Buffer.byteLength(spec.payload ?? '')));
   if (announced < LIMIT_SIZE) return judgement;
   const detail = `the server closed with ${close.code} on a limit of its own (a frame announces ${announced} bytes)`;
   return { ...judgement, verdict: 'INFORMATIONAL', reason: detail, close: { ...close, verdict: 'INFORMATIONAL', detail } };
