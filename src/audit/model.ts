@@ -247,17 +247,22 @@ export function expect(frames: readonly FrameSpec[], options: ModelOptions = {})
   return done({ kind: 'open' });
 }
 
-/** The header of a frame cut short at the end of the stream (its payload, as far as it came), or null when not even the header is whole. */
+/**
+ * The header of a frame cut short at the end of the stream, with the payload that came, or null
+ * when not even two bytes came. When the extended length is cut short too, the length is its least
+ * (126 or 65536): enough to judge a control frame's size.
+ */
 function pendingHeader(tail: Buffer | null): WireFrame | null {
-  if (tail === null) return null;
+  if (tail === null || tail.length < 2) return null;
   const short = tail[1]! & 0x7f;
   const masked = (tail[1]! & 0x80) !== 0;
-  const headerLength = 2 + (short === 126 ? 2 : short === 127 ? 8 : 0) + (masked ? 4 : 0);
-  if (tail.length < headerLength) return null;
-  const length = short === 126 ? tail.readUInt16BE(2) : short === 127 ? Number(tail.readBigUInt64BE(2)) : short;
-  const problems = short === 127 && tail[2]! >= 0x80 ? ['the most significant bit of the 64-bit length is set (§5.2)'] : [];
-  const payload = Buffer.from(tail.subarray(headerLength));
-  if (masked) applyMask(payload, tail.subarray(headerLength - 4, headerLength), 0);
+  const extended = short === 126 ? 2 : short === 127 ? 8 : 0;
+  const headerLength = 2 + extended + (masked ? 4 : 0);
+  const whole = tail.length >= 2 + extended;
+  const length = !whole ? (short === 126 ? 126 : 0x10000) : short === 126 ? tail.readUInt16BE(2) : short === 127 ? Number(tail.readBigUInt64BE(2)) : short;
+  const problems = short === 127 && whole && tail[2]! >= 0x80 ? ['the most significant bit of the 64-bit length is set (§5.2)'] : [];
+  const payload = Buffer.from(tail.subarray(Math.min(headerLength, tail.length)));
+  if (masked && payload.length > 0) applyMask(payload, tail.subarray(headerLength - 4, headerLength), 0);
   return { fin: (tail[0]! & 0x80) !== 0, rsv: tail[0]! & 0x70, opcode: tail[0]! & 0x0f, masked, length, payload, headerLength, problems };
 }
 

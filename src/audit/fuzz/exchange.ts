@@ -58,21 +58,24 @@ function seen(received: readonly WireFrame[], echo: boolean): { replies: number;
 }
 
 /** Runs one case. Throws FuzzError when the server cannot be reached or refuses the handshake. */
-export async function runFuzzCase(target: Target, fuzzCase: FuzzCase, settings: ExchangeSettings): Promise<CaseOutcome> {
+export async function runFuzzCase(target: Target, fuzzCase: FuzzCase, settings: ExchangeSettings, retry = true): Promise<CaseOutcome> {
   const { echo, timeout } = settings;
   await target.ensure();
   const url = target.url;
+  // A spawned server that died since the last check is started again, once, before giving up.
+  const restarted = async (): Promise<boolean> => retry && target.spawned && (await target.waitForExit(timeout)) !== null;
   let connection: RawConnection;
   try {
     connection = await RawConnection.open(url, { connectTimeout: timeout, ...(settings.tls ? { tls: settings.tls } : {}) });
   } catch (error) {
+    if (await restarted()) return runFuzzCase(target, fuzzCase, settings, false);
     throw new FuzzError(error instanceof ConnectError ? error.message : String(error));
   }
   try {
     const offer = fuzzCase.extensions;
     const { response, key, problem } = await connection.handshake(url, timeout, offer === null ? {} : { headers: { 'Sec-WebSocket-Extensions': offer } });
     if (problem !== null) {
-      if (target.exited !== null) return crash(fuzzCase, null, 0, `the server exited during the opening handshake (${describeExit(target.exited)})`);
+      if (await restarted()) return runFuzzCase(target, fuzzCase, settings, false);
       throw new FuzzError(`the opening handshake failed: ${problem}`);
     }
     const negotiation = checkNegotiation({ key, protocols: [], extensions: offer ?? '' }, response!.headers);
@@ -87,8 +90,10 @@ export async function runFuzzCase(target: Target, fuzzCase: FuzzCase, settings: 
     let { judgement, reading } = judgeCase(fuzzCase, expectation, connection, sent, settings, deflate);
     const dropped = connection.end !== null && connection.end.how !== 'destroyed' && seen(connection.received, echo).close === null;
 
-    if (judgement.verdict !== 'FAILED' && !dropped && target.exited === null) return { finding: null, verdict: judgement.verdict, framesSent };
-    // "Never a crashed server: the next connection must still work."
+    // "Never a crashed server: the next connection must still work." Checked after a failure, a
+    // dropped connection, and a case the server may still be reading (one left open).
+    const settled = judgement.verdict !== 'FAILED' && !dropped && target.exited === null && expectation.ending.kind !== 'open';
+    if (settled) return { finding: null, verdict: judgement.verdict, framesSent };
     const liveness = await checkLiveness(url, timeout);
     if (target.spawned) {
       if (!liveness.alive && target.exited === null) await target.waitForExit(timeout);

@@ -14,7 +14,7 @@ import { encodedLength, type FrameSpec } from '../wire.js';
 import type { FuzzCase } from './case.js';
 
 /** The fast-check module, as `await import('fast-check')` returns it. */
-export type FastCheckModule = typeof FastCheck;
+export type FastCheckModule = Omit<typeof FastCheck, 'default'>;
 
 /** A data message's payload before any compression. */
 type Body =
