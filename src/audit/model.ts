@@ -616,6 +616,8 @@ export interface HandshakeExpectation {
   header?: { name: string; pattern: RegExp; rule: string };
   /** With 'refuse': the verdict and reason when the server accepts after all (a draft version it also speaks). Default FAILED. */
   ifAccepted?: { verdict: Verdict; reason: string };
+  /** With 'accept': the verdict and reason when the server refuses instead (an offer it should only decline). Default FAILED. */
+  ifRefused?: { verdict: Verdict; reason: string };
 }
 
 /** What the request offered, for checking the 101's answers. */
@@ -643,7 +645,10 @@ export function judgeHandshake(expectation: HandshakeExpectation, offer: Handsha
     }
     return { verdict: 'OK', reason: 'accepted, and the 101 is right (§4.2.2)', observed };
   }
-  if (expectation.outcome === 'accept') return { verdict: 'FAILED', reason: `the server refused a valid request with ${response.status}`, observed };
+  if (expectation.outcome === 'accept') {
+    if (expectation.ifRefused) return { verdict: expectation.ifRefused.verdict, reason: `refused with ${response.status}: ${expectation.ifRefused.reason}`, observed };
+    return { verdict: 'FAILED', reason: `the server refused a valid request with ${response.status}`, observed };
+  }
   if (expectation.outcome === 'either') return { verdict: 'OK', reason: `the server refused with ${response.status}, which the RFC allows here`, observed };
   if (response.status < 400 || response.status >= 500) {
     return { verdict: 'FAILED', reason: `a request the server must refuse got ${response.status}; a client error (4xx) names it${expectation.statuses ? ` (${expectation.statuses.join(' or ')})` : ''}`, observed };

@@ -98,3 +98,30 @@ describe('the battery against ws with its defaults', () => {
     assert.deepEqual(report.cases.filter((c) => c.verdict !== 'OK').map((c) => `${c.id}: ${c.reason}`), []);
   });
 });
+
+describe('the battery against ws with permessage-deflate on', () => {
+  let wss: WebSocketServer;
+  let url: string;
+  before(async () => {
+    wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: true });
+    wss.on('connection', (ws) => {
+      ws.on('error', () => {});
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
+  });
+  after(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+
+  test('every parameter set works; an offer it should decline is refused with 400 instead (NON-STRICT)', async () => {
+    const report = await runAudit(url, selectCases('deflate.default.*,deflate.*-window-8.*,deflate.no-context-takeover.*,deflate.fragmented,deflate.rsv1-*,deflate.not-deflate,handshake.deflate-*'), PATIENT);
+    const notOk = Object.fromEntries(report.cases.filter((c) => c.verdict !== 'OK').map((c) => [c.id, `${c.verdict}: ${c.reason}`]));
+    const declined = 'NON-STRICT: refused with 400: RFC 7692 §5 asks the server to decline such an offer (a 101 without the extension), not to refuse the handshake';
+    assert.deepEqual(notOk, {
+      'handshake.deflate-unknown-param': declined,
+      'handshake.deflate-bad-window': declined,
+      'handshake.deflate-repeated-param': declined,
+    });
+    assert.equal(report.cases.length, 26);
+  });
+});
