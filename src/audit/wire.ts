@@ -520,14 +520,15 @@ export class RawConnection {
   send(frames: FrameSpec | readonly FrameSpec[], options: WriteOptions = {}): Promise<void> {
     const list = Array.isArray(frames) ? (frames as readonly FrameSpec[]) : [frames as FrameSpec];
     const parts: Buffer[] = [];
-    const ends: { end: number; frame: WireFrame }[] = [];
+    const starts: { start: number; frame: WireFrame }[] = [];
     let offset = 0;
     for (const spec of list) {
       const { bytes, frame } = encodeFrameSpec(spec);
       parts.push(bytes);
-      ends.push({ end: (offset += bytes.length), frame });
+      starts.push({ start: offset, frame });
+      offset += bytes.length;
     }
-    return this.#writePieces(parts.length === 1 ? parts[0]! : Buffer.concat(parts), options, ends);
+    return this.#writePieces(parts.length === 1 ? parts[0]! : Buffer.concat(parts), options, starts);
   }
 
   /** Writes bytes as they are (logged as raw bytes). */
@@ -598,8 +599,8 @@ export class RawConnection {
     for (const waiter of [...this.#waiters]) waiter();
   }
 
-  /** Writes `bytes` in pieces; each frame of `frames` is logged when the piece holding its last byte is written. */
-  async #writePieces(bytes: Buffer, options: WriteOptions, frames: readonly { end: number; frame: WireFrame }[] = []): Promise<void> {
+  /** Writes `bytes` in pieces; each frame of `frames` is logged when the piece holding its first byte is written. */
+  async #writePieces(bytes: Buffer, options: WriteOptions, frames: readonly { start: number; frame: WireFrame }[] = []): Promise<void> {
     let logged = 0;
     let cuts: number[] = options.chunkSize
       ? Array.from({ length: Math.ceil(bytes.length / options.chunkSize) - 1 }, (_, i) => (i + 1) * options.chunkSize!)
@@ -613,7 +614,7 @@ export class RawConnection {
       const piece = bytes.subarray(start, cut);
       start = cut;
       const at = this.now();
-      while (logged < frames.length && frames[logged]!.end <= cut) this.log.push({ at, direction: 'sent', type: 'frame', frame: frames[logged++]!.frame });
+      while (logged < frames.length && frames[logged]!.start < cut) this.log.push({ at, direction: 'sent', type: 'frame', frame: frames[logged++]!.frame });
       await new Promise<void>((resolve) => this.#socket.write(piece, () => resolve()));
       if (pause && cut === pause.offset && cut < bytes.length) {
         if (await this.pause(pause.until, pause.timeout, pause.reason)) return;
