@@ -583,10 +583,13 @@ export class RawConnection {
         cleanup();
         resolve(true);
       };
-      const timer = setTimeout(() => {
+      // When the deadline passes, let pending I/O in first (setImmediate runs after the poll phase):
+      // after a stall of this process the server's bytes may be waiting beside the expired timer,
+      // and they arrived in time.
+      const timer = setTimeout(() => setImmediate(() => {
         cleanup();
         resolve(predicate());
-      }, Math.max(0, timeout));
+      }), Math.max(0, timeout));
       const cleanup = (): void => {
         clearTimeout(timer);
         this.#waiters.delete(check);
