@@ -569,9 +569,11 @@ function judgeClose(
 ): CloseJudgement {
   const ending = expectation.ending;
   const serverClosedTcpFirst = serverEnd !== null && (ourEnd === null || serverEnd.at <= ourEnd);
-  // The closing handshake is over when both Close frames have crossed; TCP is then due.
+  // The closing handshake is over when both Close frames have crossed; TCP is then due. A client that
+  // closes its side when the deadline passes (as the audit runner does) sees a server in time exactly
+  // when the server's FIN came first; without that, the timestamps decide.
   const handshakeDone = closeFrame === null ? null : Math.max(closeFrame.at, ourClose ?? closeFrame.at);
-  const tcpClosedInTime = serverEnd !== null && (handshakeDone === null || serverEnd.at - handshakeDone <= deadline + 5);
+  const tcpClosedInTime = serverEnd !== null && (ourEnd !== null ? serverClosedTcpFirst : handshakeDone === null || serverEnd.at - handshakeDone <= deadline);
   const result = (verdict: Verdict, detail: string): CloseJudgement => ({
     verdict,
     code: closeFrame?.code ?? null,
@@ -583,7 +585,7 @@ function judgeClose(
   });
   const tcp = (): [Verdict, string] => {
     if (serverEnd === null) return ['FAILED', `the server left TCP open more than ${deadline} ms after the closing handshake (§7.1.1)`];
-    if (!serverClosedTcpFirst) return ['NON-STRICT', 'the server closed TCP only after the client did (§7.1.1: the server SHOULD close it first)'];
+    if (!serverClosedTcpFirst) return ['NON-STRICT', `the server closed TCP only after the client did, ${deadline} ms after the closing handshake (§7.1.1: the server SHOULD close it first)`];
     if (!tcpClosedInTime) return ['FAILED', `the server closed TCP ${Math.round(serverEnd.at - handshakeDone!)} ms after the closing handshake, past the ${deadline} ms deadline (§7.1.1)`];
     return ['OK', `the server ${serverEnd.how === 'fin' ? 'closed' : 'reset'} TCP first, ${handshakeDone === null ? '' : `${Math.round(serverEnd.at - handshakeDone)} ms after the closing handshake`}`.trim()];
   };
@@ -647,6 +649,8 @@ export interface HandshakeExpectation {
   header?: { name: string; pattern: RegExp; rule: string };
   /** With 'refuse': the verdict and reason when the server accepts after all (a draft version it also speaks). Default FAILED. */
   ifAccepted?: { verdict: Verdict; reason: string };
+  /** With 'accept': the verdict and reason when the server refuses instead (an offer it should only decline). Default FAILED. */
+  ifRefused?: { verdict: Verdict; reason: string };
 }
 
 /** What the request offered, for checking the 101's answers. */
@@ -674,7 +678,10 @@ export function judgeHandshake(expectation: HandshakeExpectation, offer: Handsha
     }
     return { verdict: 'OK', reason: 'accepted, and the 101 is right (§4.2.2)', observed };
   }
-  if (expectation.outcome === 'accept') return { verdict: 'FAILED', reason: `the server refused a valid request with ${response.status}`, observed };
+  if (expectation.outcome === 'accept') {
+    if (expectation.ifRefused) return { verdict: expectation.ifRefused.verdict, reason: `refused with ${response.status}: ${expectation.ifRefused.reason}`, observed };
+    return { verdict: 'FAILED', reason: `the server refused a valid request with ${response.status}`, observed };
+  }
   if (expectation.outcome === 'either') return { verdict: 'OK', reason: `the server refused with ${response.status}, which the RFC allows here`, observed };
   if (response.status < 400 || response.status >= 500) {
     return { verdict: 'FAILED', reason: `a request the server must refuse got ${response.status}; a client error (4xx) names it${expectation.statuses ? ` (${expectation.statuses.join(' or ')})` : ''}`, observed };

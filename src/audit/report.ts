@@ -137,11 +137,18 @@ export function summaryTable(report: AuditReport, options: { color?: boolean; li
   const out = [line('family', columns)];
   for (const [family, counts] of families) out.push(line(family, columns.map((v) => counts[v])));
   out.push(line('total', columns.map((v) => report.counts[v])));
-  const notOk = report.cases.filter((c) => c.verdict !== 'OK');
+  // Each case that is not OK, worst first; UNIMPLEMENTED ones are counted per family instead (a server
+  // without permessage-deflate has a hundred of them, all for the same reason).
+  const notOk = report.cases.filter((c) => c.verdict !== 'OK' && c.verdict !== 'UNIMPLEMENTED').sort((a, b) => VERDICTS.indexOf(b.verdict) - VERDICTS.indexOf(a.verdict));
   const limit = options.listLimit ?? 40;
-  if (notOk.length > 0) out.push('');
+  if (notOk.length > 0 || report.counts.UNIMPLEMENTED > 0) out.push('');
   for (const c of notOk.slice(0, limit)) out.push(`${paint(c.verdict, c.verdict.padEnd(13))} ${c.id}: ${c.reason}`);
   if (notOk.length > limit) out.push(`... and ${notOk.length - limit} more (see the JSON or HTML report)`);
+  for (const [family, counts] of families) {
+    if (counts.UNIMPLEMENTED === 0) continue;
+    const first = report.cases.find((c) => c.verdict === 'UNIMPLEMENTED' && c.id.startsWith(`${family}.`))!;
+    out.push(`${paint('UNIMPLEMENTED', 'UNIMPLEMENTED')} ${counts.UNIMPLEMENTED} case${counts.UNIMPLEMENTED > 1 ? 's' : ''} of ${family}.*, e.g. ${first.id}: ${first.reason}`);
+  }
   out.push('', `${report.cases.length} cases against ${report.url} in ${(report.duration / 1000).toFixed(1)} s`);
   return out.join('\n');
 }

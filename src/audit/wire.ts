@@ -520,13 +520,15 @@ export class RawConnection {
   send(frames: FrameSpec | readonly FrameSpec[], options: WriteOptions = {}): Promise<void> {
     const list = Array.isArray(frames) ? (frames as readonly FrameSpec[]) : [frames as FrameSpec];
     const parts: Buffer[] = [];
-    const at = this.now();
+    const starts: { start: number; frame: WireFrame }[] = [];
+    let offset = 0;
     for (const spec of list) {
       const { bytes, frame } = encodeFrameSpec(spec);
-      this.log.push({ at, direction: 'sent', type: 'frame', frame });
       parts.push(bytes);
+      starts.push({ start: offset, frame });
+      offset += bytes.length;
     }
-    return this.#writePieces(parts.length === 1 ? parts[0]! : Buffer.concat(parts), options);
+    return this.#writePieces(parts.length === 1 ? parts[0]! : Buffer.concat(parts), options, starts);
   }
 
   /** Writes bytes as they are (logged as raw bytes). */
@@ -581,10 +583,13 @@ export class RawConnection {
         cleanup();
         resolve(true);
       };
-      const timer = setTimeout(() => {
+      // When the deadline passes, let pending I/O in first (setImmediate runs after the poll phase):
+      // after a stall of this process the server's bytes may be waiting beside the expired timer,
+      // and they arrived in time.
+      const timer = setTimeout(() => setImmediate(() => {
         cleanup();
         resolve(predicate());
-      }, Math.max(0, timeout));
+      }), Math.max(0, timeout));
       const cleanup = (): void => {
         clearTimeout(timer);
         this.#waiters.delete(check);
@@ -597,7 +602,9 @@ export class RawConnection {
     for (const waiter of [...this.#waiters]) waiter();
   }
 
-  async #writePieces(bytes: Buffer, options: WriteOptions): Promise<void> {
+  /** Writes `bytes` in pieces; each frame of `frames` is logged when the piece holding its first byte is written. */
+  async #writePieces(bytes: Buffer, options: WriteOptions, frames: readonly { start: number; frame: WireFrame }[] = []): Promise<void> {
+    let logged = 0;
     let cuts: number[] = options.chunkSize
       ? Array.from({ length: Math.ceil(bytes.length / options.chunkSize) - 1 }, (_, i) => (i + 1) * options.chunkSize!)
       : [...(options.splitAt ?? [])];
@@ -609,6 +616,8 @@ export class RawConnection {
       if (!this.writable) return;
       const piece = bytes.subarray(start, cut);
       start = cut;
+      const at = this.now();
+      while (logged < frames.length && frames[logged]!.start < cut) this.log.push({ at, direction: 'sent', type: 'frame', frame: frames[logged++]!.frame });
       await new Promise<void>((resolve) => this.#socket.write(piece, () => resolve()));
       if (pause && cut === pause.offset && cut < bytes.length) {
         if (await this.pause(pause.until, pause.timeout, pause.reason)) return;

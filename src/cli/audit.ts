@@ -3,7 +3,7 @@
 // request. Exits 1 when any case FAILED, so it drops into CI.
 
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, usageError as commandLineError } from './args.js';
 import { ALL_CASES, selectCases } from '../audit/cases/index.js';
 import { runAudit } from '../audit/runner.js';
 import { ProgressBar, summaryTable, toHtml, toJson } from '../audit/report.js';
@@ -23,8 +23,7 @@ export const USAGE = `usage: pef-ws audit <ws://host:port/path> [--cases GLOBS] 
   --list           print the case ids and titles, run nothing`;
 
 function usageError(message: string): never {
-  console.error(`pef-ws: ${message}\n${USAGE}`);
-  process.exit(2);
+  return commandLineError(USAGE, message);
 }
 
 function positiveInteger(text: string, name: string): number {
@@ -34,32 +33,16 @@ function positiveInteger(text: string, name: string): number {
 
 /** Runs `pef-ws audit` with the arguments after the command word. */
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        cases: { type: 'string' },
-        echo: { type: 'boolean', default: false },
-        concurrency: { type: 'string', default: '4' },
-        timeout: { type: 'string', default: '10000' },
-        json: { type: 'string' },
-        html: { type: 'string' },
-        insecure: { type: 'boolean', default: false },
-        list: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    usageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  const { values, positionals } = parseCommandLine(argv, USAGE, {
+    cases: { type: 'string' },
+    echo: { type: 'boolean', default: false },
+    concurrency: { type: 'string', default: '4' },
+    timeout: { type: 'string', default: '10000' },
+    json: { type: 'string' },
+    html: { type: 'string' },
+    insecure: { type: 'boolean', default: false },
+    list: { type: 'boolean', default: false },
+  });
   const cases = selectCases(values.cases, ALL_CASES);
   if (values.list) {
     for (const c of cases) console.log(`${c.id}\t${c.rfc}\t${c.title}`);

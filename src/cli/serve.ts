@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, usageError as commandLineError } from './args.js';
 import { WebSocketRouter } from '../framework/router.js';
 
 export const USAGE = `usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]
@@ -28,8 +28,7 @@ interface Settings {
 }
 
 function usageError(message: string): never {
-  console.error(`pef-ws: ${message}\n${USAGE}`);
-  process.exit(2);
+  return commandLineError(USAGE, message);
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -50,28 +49,12 @@ async function isFile(path: string): Promise<boolean> {
 
 /** Parses the command line; bad arguments print the usage and exit 2. */
 async function parseSettings(argv: string[]): Promise<Settings> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        workers: { type: 'string', default: '1' },
-        static: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    usageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  const { values, positionals } = parseCommandLine(argv, USAGE, {
+    port: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
+    workers: { type: 'string', default: '1' },
+    static: { type: 'string' },
+  });
   if (positionals.length !== 1) usageError('serve takes exactly one handlers folder');
   const portText = values.port ?? (process.env['PORT'] || '8080');
   const port = Number(portText);

@@ -23,6 +23,17 @@ async function startOurEcho(): Promise<{ server: Server; url: string }> {
   return { server, url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/` };
 }
 
+/** An echo server on ws's WebSocketServer, with its defaults or with permessage-deflate on. */
+async function startWsEcho(perMessageDeflate: boolean): Promise<{ wss: WebSocketServer; url: string }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate });
+  wss.on('connection', (socket) => {
+    socket.on('error', () => {});
+    socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
+  });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  return { wss, url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/` };
+}
+
 // Deadlines generous enough that a busy 2-core machine cannot turn a correct server into a
 // NON-STRICT one: they only cost time when a server does not react.
 const PATIENT = { concurrency: 4, timeout: 30_000, closeDeadline: 10_000, failFastWait: 5_000 };
@@ -52,18 +63,10 @@ describe('the battery against our echo server', () => {
 });
 
 describe('the battery against ws with its defaults', () => {
-  let wss: WebSocketServer;
+  let ws: { wss: WebSocketServer; url: string };
   let url: string;
-  before(async () => {
-    wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    wss.on('connection', (ws) => {
-      ws.on('error', () => {});
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    });
-    await new Promise((resolve) => wss.once('listening', resolve));
-    url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
-  });
-  after(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  before(async () => ({ url } = ws = await startWsEcho(false)));
+  after(() => new Promise<void>((resolve) => ws.wss.close(() => resolve())));
 
   test('UTF-8 is checked only when a message is complete: the four fail-fast cases are NON-STRICT, and 1007 still comes', async () => {
     const report = await runAudit(url, selectCases('utf8.fail-fast.*'), { ...PATIENT, failFastWait: 1000 });
@@ -96,5 +99,24 @@ describe('the battery against ws with its defaults', () => {
   test('everything else that does not depend on its limits is OK', async () => {
     const report = await runAudit(url, selectCases('!handshake.*,!deflate.*,!limits.*,!utf8.fail-fast.*'), PATIENT);
     assert.deepEqual(report.cases.filter((c) => c.verdict !== 'OK').map((c) => `${c.id}: ${c.reason}`), []);
+  });
+});
+
+describe('the battery against ws with permessage-deflate on', () => {
+  let ws: { wss: WebSocketServer; url: string };
+  let url: string;
+  before(async () => ({ url } = ws = await startWsEcho(true)));
+  after(() => new Promise<void>((resolve) => ws.wss.close(() => resolve())));
+
+  test('every parameter set works; an offer it should decline is refused with 400 instead (NON-STRICT)', async () => {
+    const report = await runAudit(url, selectCases('deflate.default.*,deflate.*-window-8.*,deflate.no-context-takeover.*,deflate.fragmented,deflate.rsv1-*,deflate.not-deflate,handshake.deflate-*'), PATIENT);
+    const notOk = Object.fromEntries(report.cases.filter((c) => c.verdict !== 'OK').map((c) => [c.id, `${c.verdict}: ${c.reason}`]));
+    const declined = 'NON-STRICT: refused with 400: RFC 7692 §5 asks the server to decline such an offer (a 101 without the extension), not to refuse the handshake';
+    assert.deepEqual(notOk, {
+      'handshake.deflate-unknown-param': declined,
+      'handshake.deflate-bad-window': declined,
+      'handshake.deflate-repeated-param': declined,
+    });
+    assert.equal(report.cases.length, 26);
   });
 });

@@ -97,6 +97,14 @@ describe('pef-ws audit', () => {
     assert.match(http.stderr, /the URL must start with ws:\/\/ or wss:\/\/, not http:\/\//);
     const none = await pefWs(['audit', url, '--cases', 'nothing.*']);
     assert.match(none.stderr, /no case matches --cases "nothing\.\*"/);
+    const zero = await pefWs(['audit', url, '--concurrency', '0']);
+    assert.equal(zero.code, 2);
+    assert.match(zero.stderr, /--concurrency must be a positive whole number, not "0"/);
+    const unknown = await pefWs(['audit', url, '--bogus']);
+    assert.equal(unknown.code, 2);
+    const help = await pefWs(['audit', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^usage: pef-ws audit <ws:\/\/host:port\/path>/);
     const refused = await pefWs(['audit', 'ws://127.0.0.1:1/']);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /^pef-ws: cannot connect to 127\.0\.0\.1:1: /);

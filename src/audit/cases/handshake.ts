@@ -7,6 +7,11 @@ import type { HandshakeExpectation } from '../model.js';
 import type { RequestOptions } from '../wire.js';
 
 const ACCEPT: HandshakeExpectation = { outcome: 'accept' };
+/** An offer the server must decline (answer without it), not a reason to refuse the handshake. */
+const DECLINE: HandshakeExpectation = {
+  outcome: 'accept',
+  ifRefused: { verdict: 'NON-STRICT', reason: 'RFC 7692 §5 asks the server to decline such an offer (a 101 without the extension), not to refuse the handshake' },
+};
 const BAD_REQUEST: HandshakeExpectation = { outcome: 'refuse', statuses: [400] };
 const VERSION: HandshakeExpectation = {
   outcome: 'refuse',
@@ -51,10 +56,10 @@ export const cases: AuditCase[] = [
   handshake('handshake.origin-foreign', 'an Origin naming another site may be refused (403) or accepted', 'RFC 6455 §10.2', { headers: { Origin: 'http://attacker.example' } }, { outcome: 'either' }),
   handshake('handshake.protocol-offered', 'with subprotocols offered, the answer is one of them or none', 'RFC 6455 §4.1 item 6, §4.2.2', { headers: { 'Sec-WebSocket-Protocol': 'chat, superchat' } }, ACCEPT),
   handshake('handshake.protocol-none', 'with no subprotocol offered, none is answered', 'RFC 6455 §4.1 item 6', {}, ACCEPT),
-  handshake('handshake.extension-unknown', 'an unknown extension offered is not answered', 'RFC 6455 §4.1 item 5, §9.1', { headers: { 'Sec-WebSocket-Extensions': 'x-unknown-extension; level=3' } }, ACCEPT),
-  handshake('handshake.deflate-unknown-param', 'permessage-deflate with an unknown parameter is declined', 'RFC 7692 §5, §7.1', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; bogus_param=1' } }, ACCEPT),
-  handshake('handshake.deflate-bad-window', 'permessage-deflate; server_max_window_bits=7 (out of range) is declined', 'RFC 7692 §7.1.2.1', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=7' } }, ACCEPT),
-  handshake('handshake.deflate-repeated-param', 'permessage-deflate with a repeated parameter is declined', 'RFC 7692 §7.1', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_no_context_takeover; server_no_context_takeover' } }, ACCEPT),
+  handshake('handshake.extension-unknown', 'an unknown extension offered is not answered', 'RFC 6455 §4.1 item 5, §9.1', { headers: { 'Sec-WebSocket-Extensions': 'x-unknown-extension; level=3' } }, DECLINE),
+  handshake('handshake.deflate-unknown-param', 'permessage-deflate with an unknown parameter is declined', 'RFC 7692 §5, §7.1', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; bogus_param=1' } }, DECLINE),
+  handshake('handshake.deflate-bad-window', 'permessage-deflate; server_max_window_bits=7 (out of range) is declined', 'RFC 7692 §7.1.2.1', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=7' } }, DECLINE),
+  handshake('handshake.deflate-repeated-param', 'permessage-deflate with a repeated parameter is declined', 'RFC 7692 §7.1', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_no_context_takeover; server_no_context_takeover' } }, DECLINE),
   handshake('handshake.deflate-two-offers', 'two permessage-deflate offers: the answer accepts one of them', 'RFC 7692 §5', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=10; client_max_window_bits, permessage-deflate' } }, ACCEPT),
   handshake('handshake.deflate-window', 'server_max_window_bits=9 offered: the answer carries a value of at most 9', 'RFC 7692 §7.1.2.1', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=9' } }, ACCEPT),
   handshake('handshake.deflate-client-window', 'client_max_window_bits without a value: an answer, if any, is 8-15', 'RFC 7692 §7.1.2.2', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits' } }, ACCEPT),
