@@ -5,11 +5,11 @@
 
 import { writeFile, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseReplay, replayFile, type Finding, type FuzzCase } from '../audit/fuzz/case.js';
 import { FuzzError, runFuzzCase } from '../audit/fuzz/exchange.js';
 import type { FastCheckModule } from '../audit/fuzz/generate.js';
 import { Target } from '../audit/fuzz/target.js';
+import { parseCommandLine, usageError as exitWithUsage } from './args.js';
 
 export const USAGE = `usage: pef-ws fuzz <ws://host:port/path> [--seed N] [--runs N | --time SECONDS] [--echo] [--spawn 'CMD {port}']
                     [--timeout MS] [--shrink-time SECONDS] [--no-compression] [--json FILE] [--save FILE]
@@ -36,8 +36,7 @@ found (or replayed), 2 on a usage error or when the server cannot be fuzzed.`;
 const DEFAULTS = { runs: 500, timeout: 2000, shrinkTime: 300 };
 
 function usageError(message: string): never {
-  console.error(`pef-ws: ${message}\n${USAGE}`);
-  process.exit(2);
+  return exitWithUsage(USAGE, message);
 }
 
 function fatal(message: string): never {
@@ -104,36 +103,20 @@ function stopOnSignal(target: Target): () => void {
 
 /** Runs `pef-ws fuzz` with the arguments after the command word. */
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        seed: { type: 'string' },
-        runs: { type: 'string' },
-        time: { type: 'string' },
-        echo: { type: 'boolean', default: false },
-        spawn: { type: 'string' },
-        timeout: { type: 'string', default: String(DEFAULTS.timeout) },
-        'shrink-time': { type: 'string', default: String(DEFAULTS.shrinkTime) },
-        'no-compression': { type: 'boolean', default: false },
-        json: { type: 'string' },
-        save: { type: 'string' },
-        replay: { type: 'string' },
-        insecure: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    usageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  const { values, positionals } = parseCommandLine(argv, USAGE, {
+    seed: { type: 'string' },
+    runs: { type: 'string' },
+    time: { type: 'string' },
+    echo: { type: 'boolean', default: false },
+    spawn: { type: 'string' },
+    timeout: { type: 'string', default: String(DEFAULTS.timeout) },
+    'shrink-time': { type: 'string', default: String(DEFAULTS.shrinkTime) },
+    'no-compression': { type: 'boolean', default: false },
+    json: { type: 'string' },
+    save: { type: 'string' },
+    replay: { type: 'string' },
+    insecure: { type: 'boolean', default: false },
+  });
   if (positionals.length > 1) usageError('fuzz takes one server URL');
   const timeout = wholeNumber(values.timeout, 'timeout', 1);
   const tls = values.insecure ? { rejectUnauthorized: false } : undefined;
