@@ -101,6 +101,21 @@ function stopOnSignal(target: Target): () => void {
   };
 }
 
+/** Runs `body` against the target, then stops a spawned server (also on SIGINT/SIGTERM); a FuzzError exits 2. */
+async function withTarget(target: Target, body: () => Promise<void>): Promise<void> {
+  const release = stopOnSignal(target);
+  try {
+    await body();
+  } catch (error) {
+    if (!(error instanceof FuzzError)) throw error;
+    console.error(`pef-ws fuzz: ${error.message}`);
+    process.exitCode = 2;
+  } finally {
+    release();
+    await target.stop();
+  }
+}
+
 /** Runs `pef-ws fuzz` with the arguments after the command word. */
 export async function run(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv, USAGE, {
@@ -133,8 +148,7 @@ export async function run(argv: string[]): Promise<void> {
     const url = parseUrl(positionals[0] ?? loaded.url);
     const echo = values.echo || loaded.echo === true;
     const target = new Target(url, spawn);
-    const release = stopOnSignal(target);
-    try {
+    await withTarget(target, async () => {
       console.log(`pef-ws fuzz: replaying ${loaded.fuzzCase.frames.length} frames (a ${loaded.finding.kind} found with seed ${loaded.seed ?? '?'}) against ${url.href}${echo ? ', echo' : ''}`);
       const outcome = await runFuzzCase(target, loaded.fuzzCase, { echo, timeout, ...(tls ? { tls } : {}) });
       if (values.json !== undefined) {
@@ -148,14 +162,7 @@ export async function run(argv: string[]): Promise<void> {
       console.log(`reproduced: ${outcome.finding.kind}${outcome.finding.kind === loaded.finding.kind ? '' : ` (the file records ${loaded.finding.kind})`}`);
       printFinding(outcome.finding, loaded.fuzzCase);
       process.exitCode = 1;
-    } catch (error) {
-      if (!(error instanceof FuzzError)) throw error;
-      console.error(`pef-ws fuzz: ${error.message}`);
-      process.exitCode = 2;
-    } finally {
-      release();
-      await target.stop();
-    }
+    });
     return;
   }
 
@@ -171,9 +178,8 @@ export async function run(argv: string[]): Promise<void> {
   const { fuzz } = await import('../audit/fuzz/fuzzer.js');
 
   const target = new Target(url, spawn);
-  const release = stopOnSignal(target);
   const progress = process.stderr.isTTY;
-  try {
+  await withTarget(target, async () => {
     console.log(`pef-ws fuzz: ${url.href}, seed ${seed}, ${time === null ? `${runs} runs` : `${time} s`}${values.echo ? ', echo' : ''}${spawn ? `, spawning: ${spawn}` : ''}`);
     const started = Date.now();
     const result = await fuzz(fc, target, {
@@ -210,12 +216,5 @@ export async function run(argv: string[]): Promise<void> {
       console.log(`  replay: pef-ws fuzz --replay ${save}${spawn ? ` --spawn '${spawn}'` : ''}`);
     }
     process.exitCode = 1;
-  } catch (error) {
-    if (!(error instanceof FuzzError)) throw error;
-    console.error(`pef-ws fuzz: ${error.message}`);
-    process.exitCode = 2;
-  } finally {
-    release();
-    await target.stop();
-  }
+  });
 }

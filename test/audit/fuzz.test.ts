@@ -73,6 +73,13 @@ describe('pef-ws fuzz', () => {
     assert.equal(result.runs, 300);
   });
 
+  test('--time bounds the search by time instead of runs, and reports how many ran', async () => {
+    const target = new Target(new URL(`ws://127.0.0.1:${echoPort}/`), null);
+    const result = await fuzz(fc, target, { seed: 3, runs: 1, time: 1, shrinkTime: 60, echo: true, timeout: 10_000, compression: false });
+    assert.deepEqual(result.findings, []);
+    assert.ok(result.runs >= 1, `${result.runs} runs`);
+  });
+
   test('a server that goes silent at a Ping with FIN=0 is found as a hang, shrunk to that one frame', async () => {
     const { child, port, exited } = await startProxy('hang-on-fragmented-ping');
     try {
