@@ -12,6 +12,8 @@ interface Command {
 const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   serve: () => import('./cli/serve.js'),
   connect: () => import('./cli/connect.js'),
+  audit: () => import('./cli/audit.js'),
+  fuzz: () => import('./cli/fuzz.js'),
 };
 
 async function main(argv: string[]): Promise<void> {

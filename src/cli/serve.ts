@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, usageError as commandLineError } from './args.js';
 import { WebSocketRouter } from '../framework/router.js';
 import { HandlerLoadError } from '../framework/discover.js';
 import type { WebSocketOptions } from '../node/options.js';
@@ -45,8 +45,7 @@ interface Settings {
 }
 
 function usageError(message: string): never {
-  console.error(`pef-ws: ${message}\n${USAGE}`);
-  process.exit(2);
+  return commandLineError(USAGE, message);
 }
 
 /** Why `path` cannot be used as a folder, or null when it can. */
@@ -97,34 +96,18 @@ async function isFile(path: string): Promise<boolean> {
 
 /** Parses the command line; bad arguments print the usage and exit 2. */
 async function parseSettings(argv: string[]): Promise<Settings> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        workers: { type: 'string', default: '1' },
-        static: { type: 'string' },
-        origin: { type: 'string', multiple: true },
-        'max-payload': { type: 'string' },
-        heartbeat: { type: 'string' },
-        'idle-timeout': { type: 'string' },
-        'no-compression': { type: 'boolean' },
-        version: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    usageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  const { values, positionals } = parseCommandLine(argv, USAGE, {
+    port: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
+    workers: { type: 'string', default: '1' },
+    static: { type: 'string' },
+    origin: { type: 'string', multiple: true },
+    'max-payload': { type: 'string' },
+    heartbeat: { type: 'string' },
+    'idle-timeout': { type: 'string' },
+    'no-compression': { type: 'boolean' },
+    version: { type: 'boolean' },
+  });
   if (values.version) {
     console.log(packageVersion());
     process.exit(0);

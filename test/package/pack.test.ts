@@ -170,6 +170,18 @@ console.log(opcode);
     assert.deepEqual(result, { code: 0, out: '' });
   });
 
+  test('pef-ws fuzz without fast-check (an optional peer dependency, not installed) says what to install and exits 2', async () => {
+    const cli = join(consumer, 'node_modules', 'pef-front-websocket', 'dist', 'cli.js');
+    const result = await run(process.execPath, [cli, 'fuzz', 'ws://127.0.0.1:1/', '--runs', '1'], { cwd: consumer }).then(
+      (r) => ({ code: 0, stderr: r.stderr }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    );
+    assert.deepEqual(result, {
+      code: 2,
+      stderr: 'pef-ws fuzz: fuzzing needs fast-check, an optional peer dependency of pef-front-websocket: npm install --save-dev fast-check\n',
+    });
+  });
+
   test(
     'npx pef-ws serve runs a folder of JavaScript handlers that a WebSocket client talks to',
     { skip: hasCli ? false : 'src/cli.ts does not exist yet (issue 3)' },
