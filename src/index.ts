@@ -6,7 +6,7 @@ export { permessageDeflate, deflateMemory, DEFAULT_DEFLATE_OPTIONS } from './pro
 export type { PerMessageDeflateOptions } from './protocol/deflate.js';
 export type { WebSocketOptions } from './node/options.js';
 export type { OriginPolicy } from './node/origin.js';
-export type { TraceOption, OpenMessage, CloseMessage, ErrorMessage, FrameMessage } from './node/trace.js';
+export type { TraceOption, OpenMessage, CloseMessage, ErrorMessage, FrameMessage, BackpressureMessage } from './node/trace.js';
 export type { MessageType, MaybePromise, SendData, WebSocketHooks, Logger } from './node/types.js';
 export { CloseCode, Opcode } from './protocol/constants.js';
 export { ProtocolError, HandshakeError } from './protocol/errors.js';

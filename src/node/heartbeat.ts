@@ -3,6 +3,7 @@
 // waited for the answer, so a peer that vanished without a FIN lived forever), and an optional
 // idle timer for connections that exchange no messages.
 
+import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 
 /** What a heartbeat does to its connection. */
@@ -13,6 +14,9 @@ export interface HeartbeatActions {
   timedOut(): void;
 }
 
+/** Bytes of a heartbeat Ping's payload: 64 bits from the CSPRNG, which no peer can guess. */
+export const PING_PAYLOAD_BYTES = 8;
+
 /** How many points of the second half of the first interval the first Ping is spread over. */
 const JITTER_STEPS = 50;
 
@@ -21,17 +25,20 @@ const JITTER_STEPS = 50;
  * first interval, so thousands of connections opened together do not ping in the same millisecond;
  * later ones follow `interval` after each Pong (one shared duration, so Node keeps them in one timer
  * list). Only a Pong carrying the payload of the last Ping counts: unsolicited Pongs (§5.5.3) from
- * a peer that never reads could otherwise keep it alive.
+ * a peer that never reads could otherwise keep it alive. The payload is 8 random bytes from the
+ * CSPRNG: with a counter (as before), a peer that never reads kept itself alive by sending Pongs
+ * 0, 1, 2, … blindly.
  */
 export class Heartbeat {
   readonly #interval: number;
   readonly #timeout: number;
   readonly #actions: HeartbeatActions;
   #timer: NodeJS.Timeout | null = null;
+  /** The deadline passed: the check, after this turn's reads, of whether the Pong came. */
+  #verdict: NodeJS.Immediate | null = null;
   /** The payload of the Ping awaiting its Pong, or null. */
   #awaiting: Buffer | null = null;
   #sentAt = 0;
-  #sequence = 0;
   #latency: number | undefined = undefined;
 
   constructor(interval: number, timeout: number, actions: HeartbeatActions) {
@@ -64,24 +71,32 @@ export class Heartbeat {
 
   stop(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#verdict !== null) clearImmediate(this.#verdict);
     this.#timer = null;
+    this.#verdict = null;
     this.#awaiting = null;
   }
 
   readonly #fire = (): void => {
     this.#timer = null;
     if (this.#awaiting !== null && this.#timeout > 0) {
-      this.#awaiting = null;
-      this.#actions.timedOut();
+      // The verdict waits for this turn's I/O: after a stall of the event loop (a long synchronous
+      // task), a Pong that arrived in time sits unread in the socket, and timers run before reads.
+      this.#verdict = setImmediate(this.#judge);
       return;
     }
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(this.#sequence, 0);
-    this.#sequence = (this.#sequence + 1) >>> 0;
+    const payload = randomFillSync(Buffer.allocUnsafe(PING_PAYLOAD_BYTES));
     this.#awaiting = payload;
     this.#sentAt = performance.now();
     this.#arm(this.#timeout > 0 ? this.#timeout : this.#interval);
     this.#actions.ping(payload);
+  };
+
+  readonly #judge = (): void => {
+    this.#verdict = null;
+    if (this.#awaiting === null) return; // the Pong was read: pong() has armed the next Ping
+    this.#awaiting = null;
+    this.#actions.timedOut();
   };
 
   #arm(ms: number): void {

@@ -230,6 +230,7 @@ export class WebSocketConnection {
   readonly #onDrainEvent = (): void => {
     if (this.#readPaused) {
       this.#readPaused = false;
+      this.#trace?.backpressure('resume', this.bufferedAmount);
       if (!this.#holdReading) this.#socket.resume();
     }
     this.#maybeDrained();
@@ -416,6 +417,8 @@ export class WebSocketConnection {
           `peer does not read: over ${this.#options.maxBufferedAmount} bytes wait to be written`,
         ),
       );
+    } else {
+      this.#trace?.backpressure('drop', this.bufferedAmount);
     }
     return false;
   }
@@ -431,6 +434,7 @@ export class WebSocketConnection {
     if (this.#readPaused || !this.#socket.writableNeedDrain) return;
     this.#readPaused = true;
     this.#socket.pause();
+    this.#trace?.backpressure('pause', this.bufferedAmount);
   }
 
   /**

@@ -23,19 +23,24 @@ const HANDLER_CONNECTION = Symbol.for('pef-front-websocket.connection');
 
 /**
  * Answers an upgrade request that will not become a WebSocket: the status, its headers and a
- * one-line body, then the socket is ended (and destroyed once the response is out).
+ * one-line body, then the socket is ended (and destroyed once the response is out). The response
+ * is checked before anything is written (see rejectResponse): RangeError
+ * `ERR_HTTP_INVALID_STATUS_CODE` for a status outside 300-599, TypeError (`code`
+ * `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`, `ERR_HANDSHAKE_FIELD` or `ERR_REQUIRED_FIELD`) for
+ * a header that cannot be written or a field the status requires and lacks (405 Allow, 426 Upgrade).
  */
 export function rejectUpgrade(
   socket: Duplex,
   error: Pick<HandshakeError, 'status' | 'message' | 'headers'>,
 ): void {
+  const response = rejectResponse(error);
   socket.on('error', ignore);
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   socket.once('finish', () => socket.destroy());
-  socket.end(rejectResponse(error));
+  socket.end(response);
 }
 
 /**

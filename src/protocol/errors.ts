@@ -3,6 +3,7 @@
 // every refused opening handshake is a HandshakeError carrying its HTTP status.
 
 import { CloseCode } from './constants.js';
+import { checkRefusal } from './http.js';
 
 /** Stable codes of protocol failures. Their text never changes once released. */
 export type ProtocolErrorCode =
@@ -54,6 +55,9 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_METHOD'
   | 'WS_ERR_HANDSHAKE_HTTP_VERSION'
   | 'WS_ERR_HANDSHAKE_HOST'
+  | 'WS_ERR_HANDSHAKE_HOST_DUPLICATE'
+  | 'WS_ERR_HANDSHAKE_CONTENT'
+  | 'WS_ERR_HANDSHAKE_EXPECT'
   | 'WS_ERR_HANDSHAKE_UPGRADE'
   | 'WS_ERR_HANDSHAKE_CONNECTION'
   | 'WS_ERR_HANDSHAKE_KEY'
@@ -66,7 +70,14 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_HEADERS'
   | 'WS_ERR_HANDSHAKE_REJECTED';
 
-/** A refused opening handshake (RFC 6455 §4.2.1): answered with `status`, `headers` and `message` as the body. */
+/**
+ * A refused opening handshake (RFC 6455 §4.2.1): answered with `status`, `headers` and `message`
+ * as the body. The constructor checks what will be written (see checkRefusal in protocol/http.ts):
+ * RangeError `ERR_HTTP_INVALID_STATUS_CODE` for a status outside 300-599; TypeError (InvalidHeaderError)
+ * with `code` `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`, `ERR_HANDSHAKE_FIELD` (Connection,
+ * Content-Length, Content-Type, Transfer-Encoding, Sec-WebSocket-Accept) or `ERR_REQUIRED_FIELD`
+ * (e.g. a 405 without Allow, a 401 without WWW-Authenticate, a 426 without Upgrade).
+ */
 export class HandshakeError extends Error {
   /** Always 'HandshakeError'. */
   override readonly name = 'HandshakeError';
@@ -78,6 +89,7 @@ export class HandshakeError extends Error {
   readonly headers: Readonly<Record<string, string>>;
 
   constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}) {
+    checkRefusal(status, headers);
     super(message);
     this.code = code;
     this.status = status;
