@@ -36,7 +36,7 @@ async function startWsEcho(perMessageDeflate: boolean): Promise<{ wss: WebSocket
 
 // Deadlines generous enough that a busy 2-core machine cannot turn a correct server into a
 // NON-STRICT one: they only cost time when a server does not react.
-const PATIENT = { concurrency: 4, timeout: 30_000, closeDeadline: 10_000, failFastWait: 5_000 };
+const PATIENT = { concurrency: 4, timeout: 120_000, closeDeadline: 10_000, failFastWait: 5_000 };
 
 /** Refusals our server gains with issue 10: until then it accepts these requests. */
 const PENDING_ISSUE_10 = new Set(['handshake.host-twice', 'handshake.body', 'handshake.expect-continue']);
