@@ -9,7 +9,9 @@ import type { ResolvedOptions } from '../node/options.js';
 import type { WebSocketConnection } from '../node/transport.js';
 import type { MessageType, WebSocketHooks } from '../node/types.js';
 import { acceptWebSocket, rejectUpgrade } from '../node/upgrade.js';
-import { CONNECTION, WebSocketHandler, type BoundHandler, type HandlerClass } from './handler.js';
+import type { Broker } from '../pubsub/broker.js';
+import { CONNECTION, QUEUE, WebSocketHandler, type BoundHandler, type HandlerClass } from './handler.js';
+import { HandlerQueue } from './queue.js';
 
 /** A registered route: what dispatch needs to open a connection on it. */
 export interface DispatchTarget {
@@ -17,6 +19,8 @@ export interface DispatchTarget {
   readonly Class: HandlerClass;
   /** The router's options merged with the class's (`static options`, `protocols`, `selectProtocol`). */
   readonly options: ResolvedOptions;
+  /** Where the handler's publish and subscribe go (the router's broker). */
+  readonly broker: Broker;
 }
 
 /** The hooks object the transport calls (`this` = the binding): forwards to the handler instance. */
@@ -42,6 +46,8 @@ const FORWARDERS: Required<WebSocketHooks> & ThisType<Binding> = {
     return this.handler.onError(error);
   },
   onClose(this: Binding, code: number, reason: string) {
+    // Subscriptions end first: no onQueue after onClose.
+    (this.handler as BoundHandler)[QUEUE]!.close();
     return this.handler.onClose(code, reason);
   },
 };
@@ -105,11 +111,16 @@ export function openHandler(
     rejectUpgrade(socket, { status: 500, message: 'the WebSocket handler could not be created', headers: {} });
     return null;
   }
-  const hooks = Object.create(bindingPrototype(overriddenHooks(handler))) as Binding;
+  // onClose always: it ends the queue's subscriptions.
+  const mask = overriddenHooks(handler);
+  const hooks = Object.create(bindingPrototype(mask | 16)) as Binding;
   hooks.handler = handler;
   hooks.target = target;
   const connection = acceptWebSocket(request, socket, head, hooks, target.options);
   // Hooks run only once the 101 response is flushed, which is later: binding here is in time.
-  if (connection !== null) (handler as BoundHandler)[CONNECTION] = connection;
+  if (connection !== null) {
+    (handler as BoundHandler)[CONNECTION] = connection;
+    (handler as BoundHandler)[QUEUE] = new HandlerQueue(handler, connection, target.broker, target.options.logger, (mask & 8) !== 0);
+  }
   return connection;
 }

@@ -9,6 +9,7 @@ import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/c
 import { ProtocolError } from '../protocol/errors.js';
 import { Heartbeat, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
+import type { PreparedMessage } from './prepared.js';
 import type { ConnectionTrace } from './trace.js';
 import type { MessageType, SendData, WebSocketHooks } from './types.js';
 
@@ -153,6 +154,24 @@ export class WebSocketConnection {
       this.#conn.sendBinary(typeof data === 'string' ? Buffer.from(data, 'utf8') : toBytes(data), compress);
     }
     this.#afterSend();
+    return this.bufferedAmount <= this.#options.highWaterMark;
+  }
+
+  /**
+   * Sends a message framed once for many connections (pub/sub fan-out): the prepared frame's bytes
+   * go to this socket as they are, under the same rules as {@link WebSocketConnection.send}
+   * (false when defunct or above the high-water mark; the slowConsumer policy past
+   * maxBufferedAmount). A connection with permessage-deflate or a trace sends `message.data`
+   * through `send` instead: its compressor's context (RFC 7692 §7.2.3) and its trace are its own.
+   */
+  sendPrepared(message: PreparedMessage): boolean {
+    if (this.extensions !== '' || this.#trace !== null) return this.send(message.data, message.type);
+    if (this.isDefunct()) return false;
+    if (this.bufferedAmount > this.#options.maxBufferedAmount) return this.#slowConsumer();
+    this.#idle?.touch();
+    this.#flush(); // what the core queued before goes first
+    if (this.#socket.writable) this.#socket.write(message.frame, this.#hooks.onDrain ? this.#afterWrite : undefined);
+    this.#drainWanted = true;
     return this.bufferedAmount <= this.#options.highWaterMark;
   }
 
