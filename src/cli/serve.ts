@@ -10,14 +10,17 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocketRouter } from '../framework/router.js';
+import { brokerFor, checkRedisUrl, startClusterHub } from '../pubsub/serve.js';
 
-export const USAGE = `usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]
+export const USAGE = `usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR] [--redis URL]
 
   <handlers-dir>  folder of handler modules: Echo.js (or Echo.ts under tsx) serves /wsEcho
   --port N        port to listen on (default: $PORT, else 8080; 0 picks a free one)
   --host ADDRESS  address to listen on (default 127.0.0.1)
   --workers N     run N worker processes on the same port (node:cluster; default 1)
-  --static DIR    serve the files of DIR over HTTP: index.html at /, or ws.html if there is no index.html`;
+  --static DIR    serve the files of DIR over HTTP: index.html at /, or ws.html if there is no index.html
+  --redis URL     topics on Redis Streams (redis://host:port), shared by every process using it;
+                  without it, topics are shared by the workers of this server (docs/pubsub.md)`;
 
 interface Settings {
   handlers: string;
@@ -25,6 +28,7 @@ interface Settings {
   host: string;
   workers: number;
   staticDir: string | null;
+  redis: string | null;
 }
 
 function usageError(message: string): never {
@@ -61,6 +65,7 @@ async function parseSettings(argv: string[]): Promise<Settings> {
         host: { type: 'string', default: '127.0.0.1' },
         workers: { type: 'string', default: '1' },
         static: { type: 'string' },
+        redis: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -87,7 +92,10 @@ async function parseSettings(argv: string[]): Promise<Settings> {
     staticDir = resolve(values.static);
     if (!(await isDirectory(staticDir))) usageError(`the --static folder ${staticDir} is not a folder`);
   }
-  return { handlers, port, host: values.host, workers, staticDir };
+  const redis = values.redis ?? null;
+  const redisError = redis === null ? null : checkRedisUrl(redis);
+  if (redisError !== null) usageError(redisError);
+  return { handlers, port, host: values.host, workers, staticDir, redis };
 }
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -181,7 +189,8 @@ function startLine(settings: Settings, port: number, routes: readonly string[]):
 
 /** One serving process: the single process, or one worker. */
 async function serve(settings: Settings, printStartLine: boolean): Promise<void> {
-  const router = await WebSocketRouter.fromDirectory(settings.handlers);
+  const broker = await brokerFor(settings.redis, cluster.isWorker, (line) => console.error(line));
+  const router = await WebSocketRouter.fromDirectory(settings.handlers, broker && { broker });
   // A request head must arrive within 10 s (node's default is 60 s, checked every 30 s): sockets
   // that trickle it (slowloris) get 408 and are closed. See docs/security.md.
   const server = createServer(
@@ -247,6 +256,7 @@ async function supervise(settings: Settings): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  startClusterHub(cluster, settings.redis);
   for (let i = 0; i < settings.workers; i++) cluster.fork();
 }
 
