@@ -18,7 +18,7 @@ const lines = (page: Page): Promise<string[]> => page.locator('#log div.line').a
 
 async function workerOf(page: Page): Promise<number> {
   await page.locator('#status', { hasText: 'served by worker' }).waitFor();
-  return page.evaluate(() => (window as unknown as { chat: { worker: number } }).chat.worker);
+  return page.evaluate(() => (globalThis as unknown as { chat: { worker: number } }).chat.worker);
 }
 
 async function say(page: Page, text: string): Promise<void> {
