@@ -70,6 +70,10 @@ export class WebSocketConnection {
   #pending = 0;
   #onSettled: (() => void) | null = null;
   #holdReading = false;
+  // Prepared frames (sendPrepared) waiting for the flush, and their bytes: a burst of publishes
+  // goes out in one write per socket.
+  #prepared: Buffer[] | null = null;
+  #preparedBytes = 0;
 
   /** @internal Connections come from acceptWebSocket (or a router), which runs the handshake first. */
   constructor(
@@ -120,7 +124,7 @@ export class WebSocketConnection {
 
   /** Bytes waiting to be written: queued frames plus what the socket holds. */
   get bufferedAmount(): number {
-    return this.#conn.outputBytes + this.#socket.writableLength;
+    return this.#conn.outputBytes + this.#preparedBytes + this.#socket.writableLength;
   }
 
   /** True once closing, closed or failed: sends do nothing from then on. */
@@ -169,9 +173,11 @@ export class WebSocketConnection {
     if (this.isDefunct()) return false;
     if (this.bufferedAmount > this.#options.maxBufferedAmount) return this.#slowConsumer();
     this.#idle?.touch();
-    this.#flush(); // what the core queued before goes first
-    if (this.#socket.writable) this.#socket.write(message.frame, this.#hooks.onDrain ? this.#afterWrite : undefined);
-    this.#drainWanted = true;
+    if (this.#conn.outputBytes !== 0) this.#flush(); // what the core queued before goes first
+    const frame = message.frame;
+    (this.#prepared ??= []).push(frame);
+    this.#preparedBytes += frame.length;
+    this.#afterSend();
     return this.bufferedAmount <= this.#options.highWaterMark;
   }
 
@@ -277,6 +283,8 @@ export class WebSocketConnection {
     this.#onSettled?.(); // a shutdown() still waiting for hooks: its timer goes
     this.#conn.receiveEof();
     this.#conn.takeOutput();
+    this.#prepared = null;
+    this.#preparedBytes = 0;
     if (!this.#opened) return;
     this.#dispatchEvents(this.#conn.takeEvents());
     this.#trace?.close(this.#conn.closeCode, this.#conn.closeReason);
@@ -350,7 +358,13 @@ export class WebSocketConnection {
   /** Writes what the connection queued: one write when small, corked writes when large. */
   #flush(): void {
     const socket = this.#socket;
-    const output = this.#conn.takeOutput();
+    let output = this.#conn.takeOutput();
+    if (this.#prepared !== null) {
+      // Prepared frames were queued before anything the core holds now (sendPrepared flushes the core first).
+      output = output.length === 0 ? this.#prepared : this.#prepared.concat(output);
+      this.#prepared = null;
+      this.#preparedBytes = 0;
+    }
     const count = output.length;
     if (count !== 0 && !this.#closed && socket.writable) {
       const callback = this.#hooks.onDrain ? this.#afterWrite : undefined;
@@ -396,7 +410,7 @@ export class WebSocketConnection {
   }
 
   #maybeDrained(): void {
-    if (!this.#drainWanted || this.#closed || this.#socket.writableLength !== 0 || this.#conn.outputBytes !== 0) return;
+    if (!this.#drainWanted || this.#closed || this.#socket.writableLength !== 0 || this.#conn.outputBytes !== 0 || this.#prepared !== null) return;
     this.#drainWanted = false;
     this.#callHook('onDrain');
   }

@@ -151,6 +151,13 @@ export function checkId(id: unknown, what: string, zero = false): asserts id is 
   }
 }
 
+/** Checks subscribe's arguments: WS_ERR_QUEUE_TOPIC, WS_ERR_QUEUE_ID (lastId not an integer >= 0), WS_ERR_QUEUE_CLOSED. */
+export function checkSubscribe(topic: unknown, lastId: unknown, closed: boolean): asserts topic is string {
+  checkTopic(topic);
+  if (lastId !== undefined) checkId(lastId, 'lastId', true);
+  if (closed) throw new QueueError('WS_ERR_QUEUE_CLOSED', 'the broker is closed');
+}
+
 /** Checks publish's arguments; returns the id asked for (undefined: the broker assigns) and whether to store. */
 export function checkPublish(topic: unknown, message: unknown, options: PublishOptions | undefined): { id: number | undefined; store: boolean } {
   checkTopic(topic);

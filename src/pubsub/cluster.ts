@@ -6,9 +6,8 @@ import type { Cluster, Worker } from 'node:cluster';
 import {
   QueueError,
   QueueMessage,
-  checkId,
   checkPublish,
-  checkTopic,
+  checkSubscribe,
   resolveQueueLimits,
   type Broker,
   type PublishOptions,
@@ -22,10 +21,14 @@ import { TopicStore, type Replay } from './store.js';
 
 /** An IPC channel: a cluster Worker or a ChildProcess seen from the primary, `process` seen from the worker. */
 export interface IpcChannel {
+  /** Sends one message over the channel (undefined: this process has no channel). */
   send?: ((message: object) => boolean) | undefined;
+  /** False once the channel is closed. */
   readonly connected?: boolean | undefined;
+  /** 'message': a message from the other side; 'disconnect': the channel closed. */
   on(event: 'message', listener: (message: unknown) => void): unknown;
   on(event: 'disconnect', listener: () => void): unknown;
+  /** Removes a 'message' listener. */
   off(event: 'message', listener: (message: unknown) => void): unknown;
 }
 
@@ -186,9 +189,7 @@ export class ClusterBroker implements Broker {
   }
 
   subscribe(subscriber: QueueSubscriber, topic: string, lastId?: number): Promise<void> {
-    checkTopic(topic);
-    if (lastId !== undefined) checkId(lastId, 'lastId', true);
-    checkOpen(this.#closed);
+    checkSubscribe(topic, lastId, this.#closed);
     const { subscription } = this.#local.add(subscriber, topic, lastId);
     const req = this.#nextRequest++;
     const request: ToPrimary = { pefQueue: 1, op: 'subscribe', req, topic };

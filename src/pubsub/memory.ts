@@ -3,9 +3,8 @@
 import {
   QueueError,
   QueueMessage,
-  checkId,
   checkPublish,
-  checkTopic,
+  checkSubscribe,
   resolveQueueLimits,
   type Broker,
   type PublishOptions,
@@ -44,9 +43,7 @@ export class MemoryBroker implements Broker {
   }
 
   subscribe(subscriber: QueueSubscriber, topic: string, lastId?: number): Promise<void> {
-    checkTopic(topic);
-    if (lastId !== undefined) checkId(lastId, 'lastId', true);
-    checkOpen(this.#closed);
+    checkSubscribe(topic, lastId, this.#closed);
     const { subscription, replaced } = this.#local.add(subscriber, topic, lastId);
     if (replaced === null) this.#store.count(topic, 1);
     this.#local.replayed(subscription, this.#store.replay(topic, lastId));

@@ -7,9 +7,8 @@ import { createHash } from 'node:crypto';
 import {
   QueueError,
   QueueMessage,
-  checkId,
   checkPublish,
-  checkTopic,
+  checkSubscribe,
   idOrderError,
   resolveQueueLimits,
   type Broker,
@@ -215,9 +214,7 @@ export class RedisBroker implements Broker {
   }
 
   subscribe(subscriber: QueueSubscriber, topic: string, lastId?: number): Promise<void> {
-    checkTopic(topic);
-    if (lastId !== undefined) checkId(lastId, 'lastId', true);
-    checkOpen(this.#closed);
+    checkSubscribe(topic, lastId, this.#closed);
     const { subscription } = this.#local.add(subscriber, topic, lastId);
     void this.#replay(subscription);
     return subscription.ready;

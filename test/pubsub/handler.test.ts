@@ -288,3 +288,29 @@ test('a subscriber that never reads is failed by its slowConsumer policy; a read
   reader.close();
   stalled.socket.destroy();
 });
+
+class Interleaved extends WebSocketHandler {
+  override async onOpen(): Promise<void> {
+    await this.subscribe('mixed');
+    this.send('ready');
+  }
+  override onMessage(): void {
+    // Sends and queue messages (prepared frames, written at the flush) keep the order they were made in.
+    this.send('1');
+    void this.publish('mixed', '2');
+    void this.publish('mixed', '3');
+    this.send('4');
+    void this.publish('mixed', '5');
+  }
+}
+
+test('prepared frames and ordinary sends of one turn reach the client in the order they were made', async (t) => {
+  const router = new WebSocketRouter({ compression: false }).route('/i', Interleaved);
+  const listening = await listen(router);
+  t.after(() => listening.close());
+  const ws = await connect(`${listening.base}/i`);
+  await nextMessage(ws);
+  ws.send('go');
+  assert.deepEqual((await messages(ws, 5)).map((m) => m.data), ['1', '2', '3', '4', '5']);
+  ws.close();
+});
