@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark, ours next to ws, each figure over several rounds that rotate the
 // order of the systems (A B C, B C A, ...). Prints median (min-max) and the ratio to ws, saves the
 // results as JSON and regenerates docs/benchmarks.md and docs/benchmarks.svg.
-//   npm run bench -- [--quick] [--systems ours,ws,...] [--sections micro,echo,scaling,upgrades,memory]
+//   npm run bench -- [--quick] [--systems ours,ws,...] [--sections micro,echo,scaling,upgrades,memory,fanout]
 //                    [--rounds N] [--out FILE] [--no-docs]
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -16,7 +16,7 @@ import type { MicroFigure } from './micro.js';
 import { type BenchResults, type Figure, formatValue, printFigure, writeDocs } from './report.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SECTIONS = ['micro', 'echo', 'deflate', 'scaling', 'upgrades', 'memory'] as const;
+const SECTIONS = ['micro', 'echo', 'deflate', 'scaling', 'upgrades', 'memory', 'fanout'] as const;
 
 const { values: args } = parseArgs({
   options: {
@@ -456,6 +456,18 @@ const results: BenchResults = {
 };
 
 for (const figure of results.figures) printFigure(figure);
+// Fan-out (PEF's queue against ws and Bun): its own table, bench/fanout.ts.
+if (sections.includes('fanout')) {
+  const { runFanout } = await import('./fanout.js');
+  await runFanout({
+    subscribers: quick ? [200] : [1000, 5000],
+    sizes: [32, 1024],
+    systems: ['ours', 'ours-deflate', 'ws-loop', 'ws-prepared', 'bun'],
+    processes: 4,
+    publishes: quick ? 40 : 200,
+    batch: 20,
+  });
+}
 for (const note of results.notes) console.log(`note: ${note}`);
 
 const out = args.out ?? join(root, 'bench/results', `bench-${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`);

@@ -13,9 +13,12 @@ import { WebSocketRouter } from '../framework/router.js';
 import { HandlerLoadError } from '../framework/discover.js';
 import type { WebSocketOptions } from '../node/options.js';
 import { packageVersion } from './version.js';
+import type { Broker } from '../pubsub/broker.js';
+import { brokerFor, checkRedisUrl, startClusterHub } from '../pubsub/serve.js';
 
 export const USAGE = `usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]
          [--origin URL]... [--max-payload BYTES] [--heartbeat SECONDS] [--idle-timeout SECONDS] [--no-compression]
+         [--redis URL]
 
   <handlers-dir>        folder of handler modules: Echo.js (or Echo.ts under tsx) serves /wsEcho;
                         files and folders starting with _ are helpers, not handlers
@@ -29,6 +32,8 @@ export const USAGE = `usage: pef-ws serve <handlers-dir> [--port 8080] [--host 1
   --heartbeat SECONDS   a Ping every SECONDS, 0 for none (default 30)
   --idle-timeout SECONDS  close (1001) a connection silent this long, 0 for never (default 0)
   --no-compression      do not negotiate permessage-deflate (default: on when the client offers it)
+  --redis URL           topics on Redis Streams (redis://host:port), shared by every process using it;
+                        without it, topics are shared by the workers of this server (docs/pubsub.md)
   --version             print the version and exit
   -h, --help            print this and exit
 
@@ -42,6 +47,8 @@ interface Settings {
   staticDir: string | null;
   /** The router's options from --origin, --max-payload, --heartbeat, --idle-timeout, --no-compression. */
   options: WebSocketOptions;
+  /** --redis: the Redis server of the topics, or null for this server's own broker. */
+  redis: string | null;
 }
 
 function usageError(message: string): never {
@@ -106,6 +113,7 @@ async function parseSettings(argv: string[]): Promise<Settings> {
     heartbeat: { type: 'string' },
     'idle-timeout': { type: 'string' },
     'no-compression': { type: 'boolean' },
+    redis: { type: 'string' },
     version: { type: 'boolean' },
   });
   if (values.version) {
@@ -144,7 +152,10 @@ async function parseSettings(argv: string[]): Promise<Settings> {
   if (values['no-compression']) options.compression = false;
   const allowed = origins(values.origin);
   if (allowed !== undefined) options.origins = allowed;
-  return { handlers, port, host: values.host, workers, staticDir, options };
+  const redis = values.redis ?? null;
+  const redisError = redis === null ? null : checkRedisUrl(redis);
+  if (redisError !== null) usageError(redisError);
+  return { handlers, port, host: values.host, workers, staticDir, options, redis };
 }
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -240,9 +251,9 @@ function startLine(settings: Settings, port: number, routes: readonly string[]):
  * The router of the handlers folder. A load error is printed as Node would print it (the file
  * with line and column, then the code frame or the stack) and ends the process with 1.
  */
-async function load(settings: Settings): Promise<WebSocketRouter> {
+async function load(settings: Settings, broker?: Broker | null): Promise<WebSocketRouter> {
   try {
-    return await WebSocketRouter.fromDirectory(settings.handlers, settings.options);
+    return await WebSocketRouter.fromDirectory(settings.handlers, broker ? { ...settings.options, broker } : settings.options);
   } catch (error) {
     if (!(error instanceof HandlerLoadError)) throw error;
     console.error(`pef-ws: ${error.message}${error.details === '' ? '' : `\n\n${error.details}`}`);
@@ -252,7 +263,8 @@ async function load(settings: Settings): Promise<WebSocketRouter> {
 
 /** One serving process: the single process, or one worker. */
 async function serve(settings: Settings, printStartLine: boolean): Promise<void> {
-  const router = await load(settings);
+  const broker = await brokerFor(settings.redis, cluster.isWorker, (line) => console.error(line));
+  const router = await load(settings, broker);
   // A request head must arrive within 10 s (node's default is 60 s, checked every 30 s): sockets
   // that trickle it (slowloris) get 408 and are closed. See docs/security.md.
   const server = createServer(
@@ -318,6 +330,7 @@ async function supervise(settings: Settings): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  startClusterHub(cluster, settings.redis);
   for (let i = 0; i < settings.workers; i++) cluster.fork();
 }
 

@@ -10,7 +10,9 @@ import type { WebSocketConnection } from '../node/transport.js';
 import type { MessageType, WebSocketHooks } from '../node/types.js';
 import { rejectUpgrade, upgradeWith } from '../node/upgrade.js';
 import type { PendingUpgrade } from '../node/upgrade-hook.js';
-import { CONNECTION, WebSocketHandler, type BoundHandler, type HandlerClass } from './handler.js';
+import type { Broker } from '../pubsub/broker.js';
+import { CONNECTION, QUEUE, WebSocketHandler, type BoundHandler, type HandlerClass } from './handler.js';
+import { HandlerQueue } from './queue.js';
 
 /** A registered route: what dispatch needs to open a connection on it. */
 export interface DispatchTarget {
@@ -18,6 +20,8 @@ export interface DispatchTarget {
   readonly Class: HandlerClass;
   /** The router's options merged with the class's (`static options`, `protocols`, `selectProtocol`). */
   readonly options: ResolvedOptions;
+  /** Where the handler's publish and subscribe go (the router's broker). */
+  readonly broker: Broker;
 }
 
 /** The hooks object the transport calls (`this` = the binding): forwards to the handler instance. */
@@ -43,6 +47,8 @@ const FORWARDERS: Required<WebSocketHooks> & ThisType<Binding> = {
     return this.handler.onError(error);
   },
   onClose(this: Binding, code: number, reason: string) {
+    // Subscriptions end first: no onQueue after onClose.
+    (this.handler as BoundHandler)[QUEUE]!.close();
     return this.handler.onClose(code, reason);
   },
 };
@@ -102,6 +108,7 @@ export function openHandler(
 ): PendingUpgrade | null {
   const { Class, path, options } = target;
   let handler: WebSocketHandler | undefined;
+  let mask = 0;
   const makeHooks = (): WebSocketHooks | null => {
     try {
       handler = new Class() as WebSocketHandler;
@@ -110,7 +117,9 @@ export function openHandler(
       rejectUpgrade(socket, { status: 500, message: 'the WebSocket handler could not be created', headers: {} });
       return null;
     }
-    const hooks = Object.create(bindingPrototype(overriddenHooks(handler))) as Binding;
+    mask = overriddenHooks(handler);
+    // onClose always: it ends the queue's subscriptions.
+    const hooks = Object.create(bindingPrototype(mask | 16)) as Binding;
     hooks.handler = handler;
     hooks.target = target;
     return hooks;
@@ -122,7 +131,10 @@ export function openHandler(
     makeHooks,
     done(connection) {
       // Hooks run only once the 101 response is flushed, which is later: binding here is in time.
-      if (connection !== null) (handler as BoundHandler)[CONNECTION] = connection;
+      if (connection !== null && handler !== undefined) {
+        (handler as BoundHandler)[CONNECTION] = connection;
+        (handler as BoundHandler)[QUEUE] = new HandlerQueue(handler, connection, target.broker, options.logger, (mask & 8) !== 0);
+      }
       done(connection);
     },
   });

@@ -8,6 +8,8 @@ import type { WebSocketOptions } from '../node/options.js';
 import type { SendOptions, WebSocketConnection } from '../node/transport.js';
 import type { MaybePromise, MessageType, SendData } from '../node/types.js';
 import type { UpgradeContext } from '../node/upgrade-hook.js';
+import type { PublishOptions, QueueError } from '../pubsub/broker.js';
+import { FORWARDS_QUEUE, type HandlerQueue } from './queue.js';
 
 /**
  * Where a handler instance keeps its connection. `Symbol.for`, so that two copies of this package
@@ -15,11 +17,14 @@ import type { UpgradeContext } from '../node/upgrade-hook.js';
  * @internal
  */
 export const CONNECTION: unique symbol = Symbol.for('pef-front-websocket.connection') as never;
+/** Where a handler instance keeps its queue (subscriptions to the router's broker). @internal */
+export const QUEUE: unique symbol = Symbol.for('pef-front-websocket.queue') as never;
 
 /** The shape of a handler instance once dispatch has bound it to its connection. @internal */
 export interface BoundHandler {
   [CONNECTION]?: WebSocketConnection;
   [URL_CACHE]?: URL;
+  [QUEUE]?: HandlerQueue;
 }
 
 /** Where `this.url` is kept once parsed. */
@@ -31,6 +36,12 @@ function boundConnection(handler: object, what: string): WebSocketConnection {
     throw new Error(`this handler is not bound to a connection yet: read this.${what} from onOpen on`);
   }
   return connection;
+}
+
+function queueOf(handler: object): HandlerQueue {
+  const queue = (handler as BoundHandler)[QUEUE];
+  if (queue === undefined) throw new Error('this handler is not bound to a connection yet: use the queue from onOpen on');
+  return queue;
 }
 
 /**
@@ -217,11 +228,64 @@ export class WebSocketHandler<Data = undefined> {
   get latency(): number | undefined {
     return (this as BoundHandler)[CONNECTION]?.latency;
   }
+
+  // PEF's queue (docs/pubsub.md): topics with ids and replay, through the router's broker.
+
+  /**
+   * Subscribes this connection to `topic` (1 to 256 characters); its messages come to
+   * {@link WebSocketHandler.onQueue} in id order. With `lastId` (the last id this client saw),
+   * the stored messages after it come first, preceded by {@link WebSocketHandler.onQueueGap}
+   * when history no longer reaches back to it. Subscribing again replaces the subscription. The
+   * promise resolves once the replay was delivered. Subscriptions end with the connection.
+   * Throws QueueError WS_ERR_QUEUE_TOPIC, WS_ERR_QUEUE_ID (lastId not an integer >= 0).
+   */
+  subscribe(topic: string, lastId?: number): Promise<void> {
+    return queueOf(this).subscribe(topic, lastId);
+  }
+
+  /** Ends this connection's subscription to `topic`; none of its messages arrive afterwards. */
+  unsubscribe(topic: string): void {
+    queueOf(this).unsubscribe(topic);
+  }
+
+  /**
+   * Publishes `message` (a string: text; a Buffer: binary) to every subscriber of `topic`, in
+   * every process the broker reaches. Resolves with its id: the topic's last id + 1, or
+   * `options.id`, which must be greater than the last (else QueueError WS_ERR_QUEUE_ID_ORDER);
+   * `{ store: false }` delivers without storing, id 0. Rejects with QueueError (see Broker.publish);
+   * a rejection nobody awaits is dropped, never an unhandled rejection.
+   */
+  publish(topic: string, message: string | Buffer, options?: PublishOptions): Promise<number> {
+    return queueOf(this).publish(topic, message, options);
+  }
+
+  /**
+   * A message of a subscribed topic (PEF's on_queue), in id order; `id` is 0 for one published
+   * with `store: false`. By default it is sent on to the client as it is (text or binary), framed
+   * once for every subscriber of this process; override it to send something else (the id, say).
+   */
+  onQueue(topic: string, message: string | Buffer, id: number): MaybePromise<void> {
+    this.send(message, typeof message === 'string' ? 'text' : 'binary');
+  }
+
+  /**
+   * Replay could not reach back to the lastId given to {@link WebSocketHandler.subscribe}: the
+   * messages from `firstId` on follow, those between are gone (PEF's reload message). Tell the
+   * client to reload its state.
+   */
+  onQueueGap(topic: string, firstId: number): MaybePromise<void> {}
+
+  /**
+   * The broker lost its backend (Redis down, the cluster primary gone): messages stop until it is
+   * back, then every subscription resumes from the last id it delivered. The connection stays open.
+   */
+  onQueueError(error: QueueError): MaybePromise<void> {}
 }
 
 /** Marks WebSocketHandler.prototype so that a second copy of this package recognises its subclasses. */
 export const HANDLER_BRAND: unique symbol = Symbol.for('pef-front-websocket.handler') as never;
 Object.defineProperty(WebSocketHandler.prototype, HANDLER_BRAND, { value: true });
+Object.defineProperty(WebSocketHandler.prototype.onQueue, FORWARDS_QUEUE, { value: true });
 
 /**
  * A handler class as the router takes it: constructible with no arguments, with optional

@@ -17,6 +17,18 @@ import { isToken } from '../protocol/extensions.js';
 import { HandlerLoadError, loadHandlerModules } from './discover.js';
 import { openHandler, type DispatchTarget } from './dispatch.js';
 import { adoptHandler, type HandlerClass } from './handler.js';
+import type { Broker, PublishOptions } from '../pubsub/broker.js';
+import { MemoryBroker } from '../pubsub/memory.js';
+
+/** Options of a router: those of every connection, and where the queue's messages travel. */
+export interface RouterOptions extends WebSocketOptions {
+  /**
+   * The broker of `subscribe`/`publish` (docs/pubsub.md): a ClusterBroker across node:cluster
+   * workers, a RedisBroker across machines. Default: a MemoryBroker of this router's own, closed
+   * by `close()` (a broker passed in is not).
+   */
+  broker?: Broker;
+}
 
 /** A server the router can attach to: node:http's or node:https's (what Express and Fastify run on). */
 export type UpgradeServer = HttpServer | HttpsServer;
@@ -88,19 +100,24 @@ export class WebSocketRouter {
   #closed: (() => void) | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
   readonly #admission: Admission;
+  readonly #broker: Broker;
+  readonly #ownBroker: boolean;
 
-  /** A router with no routes yet. `options` apply to every route (see WebSocketOptions). */
-  constructor(options: WebSocketOptions = {}) {
+  /** A router with no routes yet. `options` apply to every route (see WebSocketOptions), `broker` to its queue. */
+  constructor(routerOptions: RouterOptions = {}) {
+    const { broker, ...options } = routerOptions;
     // Resolved now to fail on a bad value, not at the first connection.
     this.#admission = new Admission(resolveOptions(options));
-    this.#options = { ...options };
+    this.#options = options;
+    this.#ownBroker = broker === undefined;
+    this.#broker = broker ?? new MemoryBroker();
   }
 
   /**
    * Loads every handler module directly in `dir` (see {@link WebSocketRouter.loadDirectory}) into a
    * new router with `options`.
    */
-  static async fromDirectory(dir: string, options: WebSocketOptions = {}): Promise<WebSocketRouter> {
+  static async fromDirectory(dir: string, options: RouterOptions = {}): Promise<WebSocketRouter> {
     const router = new WebSocketRouter(options);
     await router.loadDirectory(dir);
     return router;
@@ -161,6 +178,15 @@ export class WebSocketRouter {
   /** The registered paths, in registration order. */
   get routes(): string[] {
     return [...this.#routes.keys()];
+  }
+
+  /**
+   * Publishes `message` to `topic` for code outside a connection (an HTTP route, a job): as
+   * WebSocketHandler.publish, through this router's broker. Resolves with the id; rejects with
+   * QueueError.
+   */
+  publish(topic: string, message: string | Buffer, options?: PublishOptions): Promise<number> {
+    return this.#broker.publish(topic, message, options);
   }
 
   /** How many connections are open (or opening) on this router. */
@@ -235,6 +261,7 @@ export class WebSocketRouter {
     if (this.#closing !== null) return this.#closing;
     for (const pending of this.#holding) pending.cancel(new HandshakeError('WS_ERR_HANDSHAKE_REJECTED', 503, 'the server is shutting down'));
     this.#closing = new Promise<void>((resolve) => {
+      if (this.#ownBroker) void this.#broker.close();
       if (this.#live.size === 0) return resolve();
       this.#closed = resolve;
       let timeout = resolveOptions(this.#options).closeTimeout;
@@ -301,6 +328,6 @@ export class WebSocketRouter {
       selectProtocol = chooseFrom(protocols as string[]);
     }
     const options = resolveOptions(this.#options, classOptions as WebSocketOptions | undefined, selectProtocol && { selectProtocol });
-    return { path, Class, options, file };
+    return { path, Class, options, file, broker: this.#broker };
   }
 }

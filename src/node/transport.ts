@@ -9,6 +9,7 @@ import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/c
 import { ProtocolError } from '../protocol/errors.js';
 import { Heartbeat, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
+import type { PreparedMessage } from './prepared.js';
 import type { ConnectionTrace } from './trace.js';
 import type { MessageType, SendData, WebSocketHooks } from './types.js';
 
@@ -73,6 +74,10 @@ export class WebSocketConnection {
   #holdReading = false;
   /** pause() holds reading until resume(). */
   #userPaused = false;
+  // Prepared frames (sendPrepared) waiting for the flush, and their bytes: a burst of publishes
+  // goes out in one write per socket.
+  #prepared: Buffer[] | null = null;
+  #preparedBytes = 0;
 
   /** @internal Connections come from acceptWebSocket (or a router), which runs the handshake first. */
   constructor(
@@ -154,7 +159,7 @@ export class WebSocketConnection {
 
   /** Bytes waiting to be written: queued frames plus what the socket holds. */
   get bufferedAmount(): number {
-    return this.#conn.outputBytes + this.#socket.writableLength;
+    return this.#conn.outputBytes + this.#preparedBytes + this.#socket.writableLength;
   }
 
   /** True once closing, closed or failed: sends do nothing from then on. */
@@ -187,6 +192,26 @@ export class WebSocketConnection {
     } else {
       this.#conn.sendBinary(typeof data === 'string' ? Buffer.from(data, 'utf8') : toBytes(data), compress);
     }
+    this.#afterSend();
+    return this.bufferedAmount <= this.#options.highWaterMark;
+  }
+
+  /**
+   * Sends a message framed once for many connections (pub/sub fan-out): the prepared frame's bytes
+   * go to this socket as they are, under the same rules as {@link WebSocketConnection.send}
+   * (false when defunct or above the high-water mark; the slowConsumer policy past
+   * maxBufferedAmount). A connection with permessage-deflate or a trace sends `message.data`
+   * through `send` instead: its compressor's context (RFC 7692 §7.2.3) and its trace are its own.
+   */
+  sendPrepared(message: PreparedMessage): boolean {
+    if (this.extensions !== '' || this.#trace !== null) return this.send(message.data, message.type);
+    if (this.isDefunct()) return false;
+    if (this.bufferedAmount > this.#options.maxBufferedAmount) return this.#slowConsumer();
+    this.#idle?.touch();
+    if (this.#conn.outputBytes !== 0) this.#flush(); // what the core queued before goes first
+    const frame = message.frame;
+    (this.#prepared ??= []).push(frame);
+    this.#preparedBytes += frame.length;
     this.#afterSend();
     return this.bufferedAmount <= this.#options.highWaterMark;
   }
@@ -294,6 +319,8 @@ export class WebSocketConnection {
     this.#onSettled?.(); // a shutdown() still waiting for hooks: its timer goes
     this.#conn.receiveEof();
     this.#conn.takeOutput();
+    this.#prepared = null;
+    this.#preparedBytes = 0;
     if (!this.#opened) return;
     this.#dispatchEvents(this.#conn.takeEvents());
     this.#trace?.close(this.#conn.closeCode, this.#conn.closeReason);
@@ -373,7 +400,13 @@ export class WebSocketConnection {
   /** Writes what the connection queued: one write when small, corked writes when large. */
   #flush(): void {
     const socket = this.#socket;
-    const output = this.#conn.takeOutput();
+    let output = this.#conn.takeOutput();
+    if (this.#prepared !== null) {
+      // Prepared frames were queued before anything the core holds now (sendPrepared flushes the core first).
+      output = output.length === 0 ? this.#prepared : this.#prepared.concat(output);
+      this.#prepared = null;
+      this.#preparedBytes = 0;
+    }
     const count = output.length;
     if (count !== 0 && !this.#closed && socket.writable) {
       const callback = this.#hooks.onDrain ? this.#afterWrite : undefined;
@@ -419,7 +452,7 @@ export class WebSocketConnection {
   }
 
   #maybeDrained(): void {
-    if (!this.#drainWanted || this.#closed || this.#socket.writableLength !== 0 || this.#conn.outputBytes !== 0) return;
+    if (!this.#drainWanted || this.#closed || this.#socket.writableLength !== 0 || this.#conn.outputBytes !== 0 || this.#prepared !== null) return;
     this.#drainWanted = false;
     this.#callHook('onDrain');
   }

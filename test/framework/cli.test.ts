@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { CloseCode } from '../../src/index.js';
-import { closed, connect, nextMessage } from './helpers.js';
+import { closed, connect, messages, nextMessage } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(root, 'src', 'cli.ts');
@@ -102,16 +102,19 @@ describe('pef-ws serve', () => {
     ws.send('ciao');
     assert.deepEqual(await echoed, { data: 'ciao', isBinary: false });
 
-    // The chat room broadcasts to every member of its room.
+    // The chat room: a topic per room; JSON lines with their ids (docs/pubsub.md).
+    const json = (m: { data: string | Buffer }): Record<string, unknown> => JSON.parse(String(m.data)) as Record<string, unknown>;
     const alice = new WebSocket(`${server.ws}/wsChatRoom?room=test&nick=alice`);
-    assert.deepEqual(await nextMessage(alice), { data: '* alice joined test (1 here)', isBinary: false });
+    const aliceFirst = await messages(alice, 2);
+    assert.equal(json(aliceFirst[0]!)['welcome'], 'alice');
+    assert.deepEqual(json(aliceFirst[1]!), { id: 1, text: '* alice joined' });
     const aliceSees = nextMessage(alice);
     const bob = new WebSocket(`${server.ws}/wsChatRoom?room=test&nick=bob`);
-    assert.deepEqual(await nextMessage(bob), { data: '* bob joined test (2 here)', isBinary: false });
-    assert.deepEqual(await aliceSees, { data: '* bob joined test (2 here)', isBinary: false });
+    assert.deepEqual(json((await messages(bob, 2))[1]!), { id: 2, text: '* bob joined' });
+    assert.deepEqual(json(await aliceSees), { id: 2, text: '* bob joined' });
     const both = [nextMessage(alice), nextMessage(bob)];
     bob.send('hello');
-    assert.deepEqual(await Promise.all(both), [1, 2].map(() => ({ data: 'bob: hello', isBinary: false })));
+    assert.deepEqual((await Promise.all(both)).map(json), [1, 2].map(() => ({ id: 3, text: 'bob: hello' })));
 
     // SIGTERM: every connection gets 1001 Going Away and the process exits 0.
     const closes = Promise.all([ws, alice, bob].map(closed));
@@ -142,7 +145,7 @@ describe('pef-ws serve', () => {
   test('--help prints the usage and exits 0', async () => {
     const { exited, output } = run(['--help']);
     assert.deepEqual(await exited, { code: 0, signal: null });
-    assert.ok(output().stdout.startsWith('usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]\n'));
+    assert.ok(output().stdout.startsWith('usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR] [--redis URL]\n'));
   });
 
   for (const [args, message] of [
@@ -162,7 +165,7 @@ describe('pef-ws serve', () => {
       const { stdout, stderr } = output();
       assert.equal(stdout, '');
       assert.ok(stderr.startsWith(`pef-ws: ${message}`), stderr);
-      assert.ok(stderr.includes('\nusage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]\n'));
+      assert.ok(stderr.includes('\nusage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR] [--redis URL]\n'));
     });
   }
 

@@ -1,0 +1,181 @@
+// `npm run bench` section "fanout" (or alone: node --import tsx bench/fanout.ts [--quick]): one
+// publisher, many subscribers in client processes. Each server is its own process; per system and
+// size it publishes `publishes` messages in batches (the next batch once every subscriber has the
+// last), and reports deliveries per second and the server's CPU time per delivery (from /proc).
+// Systems: ours (the queue, framed once), ours-deflate (each subscriber compresses for itself),
+// ws-loop (ws, send per client), ws-prepared (ws, Sender.frame once, same bytes per socket), bun
+// (Bun's server.publish, from the npm package `bun`).
+//   --subscribers 1000,5000 --sizes 32,1024 --systems ... --processes 4 --publishes 200 --batch 20
+
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { get } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { treeCpuSeconds } from './common.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bun = join(here, '..', 'node_modules', '.bin', 'bun');
+const ALL = ['ours', 'ours-deflate', 'ws-loop', 'ws-prepared', 'bun'] as const;
+
+export interface FanoutFigure {
+  system: string;
+  subscribers: number;
+  size: number;
+  deliveries: number;
+  deliveriesPerSecond: number;
+  cpuMicrosPerDelivery: number;
+}
+
+interface Settings {
+  subscribers: number[];
+  sizes: number[];
+  systems: string[];
+  processes: number;
+  publishes: number;
+  batch: number;
+}
+
+async function startServer(system: string): Promise<{ child: ChildProcess; port: number }> {
+  const child =
+    system === 'bun'
+      ? spawn(bun, [join(here, 'fanout-bun.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn(process.execPath, ['--import', 'tsx', join(here, 'fanout-server.ts'), system], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      const match = /listening (\d+)/.exec(out);
+      if (match) resolve(Number(match[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${system} server exited (${code})`)));
+  });
+  return { child, port };
+}
+
+function request(port: number, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path }, (response) => {
+      response.resume();
+      response.on('end', resolve);
+    }).on('error', reject);
+  });
+}
+
+function ask<T>(child: ChildProcess, message: object, key: string): Promise<T> {
+  return new Promise((resolve) => {
+    const onMessage = (reply: Record<string, T>): void => {
+      if (!(key in reply)) return;
+      child.off('message', onMessage);
+      resolve(reply[key]!);
+    };
+    child.on('message', onMessage);
+    child.send(message);
+  });
+}
+
+async function receivedBy(clients: ChildProcess[]): Promise<number> {
+  const counts = await Promise.all(clients.map((client) => ask<number>(client, { count: true }, 'received')));
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+async function waitFor(clients: ChildProcess[], total: number): Promise<void> {
+  const guard = Date.now() + 120_000;
+  while ((await receivedBy(clients)) < total) {
+    if (Date.now() > guard) throw new Error(`subscribers stopped short of ${total} deliveries`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function measure(system: string, subscribers: number, settings: Settings): Promise<FanoutFigure[]> {
+  const server = await startServer(system);
+  const clients = Array.from({ length: settings.processes }, () =>
+    fork(join(here, 'fanout-clients.ts'), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' }),
+  );
+  try {
+    const share = Math.ceil(subscribers / settings.processes);
+    await Promise.all(
+      clients.map((client, i) =>
+        ask(client, { connect: { port: server.port, count: Math.min(share, subscribers - i * share), deflate: system === 'ours-deflate' } }, 'connected'),
+      ),
+    );
+    // Every subscriber is subscribed once a first message reached them all.
+    let expected = 0;
+    const figures: FanoutFigure[] = [];
+    for (const size of settings.sizes) {
+      await request(server.port, `/publish?count=1&size=${size}`);
+      expected += subscribers;
+      await waitFor(clients, expected);
+      const cpu = treeCpuSeconds(server.child.pid!);
+      const started = process.hrtime.bigint();
+      for (let sent = 0; sent < settings.publishes; sent += settings.batch) {
+        await request(server.port, `/publish?count=${settings.batch}&size=${size}`);
+        expected += settings.batch * subscribers;
+        await waitFor(clients, expected);
+      }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const deliveries = settings.publishes * subscribers;
+      figures.push({
+        system,
+        subscribers,
+        size,
+        deliveries,
+        deliveriesPerSecond: deliveries / seconds,
+        cpuMicrosPerDelivery: ((treeCpuSeconds(server.child.pid!) - cpu) * 1e6) / deliveries,
+      });
+    }
+    return figures;
+  } finally {
+    for (const client of clients) client.disconnect();
+    server.child.kill('SIGKILL');
+    await once(server.child, 'exit').catch(() => {});
+  }
+}
+
+/** Runs the fan-out bench and prints a table; returns the figures. */
+export async function runFanout(settings: Settings): Promise<FanoutFigure[]> {
+  const systems = settings.systems.filter((system) => system !== 'bun' || existsSync(bun));
+  if (systems.length < settings.systems.length) console.log('fanout: no bun in node_modules/.bin (npm install -D bun): Bun left out');
+  const figures: FanoutFigure[] = [];
+  for (const subscribers of settings.subscribers) {
+    for (const system of systems) figures.push(...(await measure(system, subscribers, settings)));
+  }
+  console.log('\nfan-out: one publisher, deliveries/s and server CPU µs per delivery (ratio to ws-loop)');
+  for (const subscribers of settings.subscribers) {
+    for (const size of settings.sizes) {
+      const row = figures.filter((f) => f.subscribers === subscribers && f.size === size);
+      const base = row.find((f) => f.system === 'ws-loop');
+      console.log(`  ${subscribers} subscribers, ${size} B:`);
+      for (const f of row) {
+        const ratio = base ? ` (${(f.cpuMicrosPerDelivery / base.cpuMicrosPerDelivery).toFixed(2)}x CPU)` : '';
+        console.log(`    ${f.system.padEnd(13)} ${Math.round(f.deliveriesPerSecond).toLocaleString('en').padStart(11)} /s  ${f.cpuMicrosPerDelivery.toFixed(3)} µs CPU${ratio}`);
+      }
+    }
+  }
+  return figures;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      subscribers: { type: 'string' },
+      sizes: { type: 'string' },
+      systems: { type: 'string' },
+      processes: { type: 'string' },
+      publishes: { type: 'string' },
+      batch: { type: 'string' },
+    },
+  });
+  const list = (text: string | undefined, fallback: string): number[] => (text ?? fallback).split(',').map(Number);
+  await runFanout({
+    subscribers: list(values.subscribers, values.quick ? '200' : '1000,5000'),
+    sizes: list(values.sizes, '32,1024'),
+    systems: (values.systems ?? ALL.join(',')).split(','),
+    processes: Number(values.processes ?? 4),
+    publishes: Number(values.publishes ?? (values.quick ? 40 : 200)),
+    batch: Number(values.batch ?? 20),
+  });
+}

@@ -1,0 +1,69 @@
+// The chat page in a real browser under `pef-ws serve --workers 4`: two Chromium pages served by
+// different workers see each other's lines (the queue goes through the primary), and a page whose
+// connection drops comes back with its last id and shows the lines it missed, in order, once.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Page } from 'playwright-core';
+import { launchChromium, skipWithoutChromium } from '../helpers/chromium.js';
+import { serve } from '../helpers/serve.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const demo = join(root, 'examples', 'wstest');
+
+/** The chat lines the page shows (not its notes), in order. */
+const lines = (page: Page): Promise<string[]> => page.locator('#log div.line').allTextContents();
+
+async function workerOf(page: Page): Promise<number> {
+  await page.locator('#status', { hasText: 'served by worker' }).waitFor();
+  return page.evaluate(() => (globalThis as unknown as { chat: { worker: number } }).chat.worker);
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+test('two chat pages on different workers see each other; a page that went away gets what it missed, in order', { skip: skipWithoutChromium }, async (t) => {
+  const server = await serve([join(demo, 'app', 'WSTest', 'WebSocket'), '--static', join(demo, 'templates'), '--workers', '4']);
+  t.after(() => server.stop());
+  const browser = await launchChromium();
+  t.after(() => browser.close());
+  const ann = await browser.newPage();
+  await ann.goto(`${server.http}chat.html?nick=ann&room=browser`);
+  const annWorker = await workerOf(ann);
+  await ann.locator('#log div.line', { hasText: '* ann joined' }).waitFor();
+  // Bob's page is reloaded until another worker serves it (the cluster hands connections round).
+  const bob = await browser.newPage();
+  let bobWorker = annWorker;
+  for (let attempt = 0; attempt < 20 && bobWorker === annWorker; attempt++) {
+    await bob.goto(`${server.http}chat.html?nick=bob&room=browser`);
+    bobWorker = await workerOf(bob);
+  }
+  assert.notEqual(bobWorker, annWorker, 'the two pages are served by different workers');
+  await ann.locator('#log div.line', { hasText: '* bob joined' }).last().waitFor();
+
+  await say(ann, 'hi bob, from ann');
+  await bob.locator('#log div.line', { hasText: 'ann: hi bob, from ann' }).waitFor();
+  await say(bob, 'hi ann <b>!</b>');
+  await ann.locator('#log div.line', { hasText: 'bob: hi ann <b>!</b>' }).waitFor();
+
+  // Ann goes away; Bob talks on; Ann comes back with her last id.
+  await ann.click('#disconnect');
+  await ann.locator('#status', { hasText: 'disconnected' }).waitFor();
+  for (const text of ['missed one', 'missed two', 'missed three']) await say(bob, text);
+  await bob.locator('#log div.line', { hasText: 'bob: missed three' }).waitFor();
+  await ann.click('#connect');
+  await ann.locator('#log div.line', { hasText: 'bob: missed three' }).waitFor();
+  await say(bob, 'welcome back');
+  await ann.locator('#log div.line', { hasText: 'bob: welcome back' }).waitFor();
+
+  const expected = ['ann: hi bob, from ann', 'bob: hi ann <b>!</b>', 'bob: missed one', 'bob: missed two', 'bob: missed three', 'bob: welcome back'];
+  const annLines = await lines(ann);
+  // Every line once, in order, after the joins (Bob's page may have joined more than once).
+  assert.deepEqual(annLines.filter((text) => !text.startsWith('* ')), expected);
+  assert.deepEqual((await lines(bob)).filter((text) => !text.startsWith('* ')), expected);
+  assert.equal(annLines[0], '* ann joined');
+});
