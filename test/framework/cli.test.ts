@@ -145,7 +145,7 @@ describe('pef-ws serve', () => {
   test('--help prints the usage and exits 0', async () => {
     const { exited, output } = run(['--help']);
     assert.deepEqual(await exited, { code: 0, signal: null });
-    assert.ok(output().stdout.startsWith('usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR] [--redis URL]\n'));
+    assert.ok(output().stdout.startsWith('usage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]\n'));
   });
 
   for (const [args, message] of [
@@ -165,7 +165,7 @@ describe('pef-ws serve', () => {
       const { stdout, stderr } = output();
       assert.equal(stdout, '');
       assert.ok(stderr.startsWith(`pef-ws: ${message}`), stderr);
-      assert.ok(stderr.includes('\nusage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR] [--redis URL]\n'));
+      assert.ok(stderr.includes('\nusage: pef-ws serve <handlers-dir> [--port 8080] [--host 127.0.0.1] [--workers N] [--static DIR]\n'));
     });
   }
 
