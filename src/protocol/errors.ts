@@ -121,12 +121,14 @@ export class HandshakeError extends Error {
    */
   readonly body: Buffer;
 
-  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body: Buffer = EMPTY_BODY) {
-    if (!CLIENT_CODES.has(code)) checkRefusal(status, headers);
+  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body?: Buffer) {
+    // A client's error (a client code, or one shared with the server and made with the body it
+    // received: UPGRADE, CONNECTION, PROTOCOL at status 101) describes a response; it is never written.
+    if (!CLIENT_CODES.has(code) && body === undefined) checkRefusal(status, headers);
     super(message);
     this.code = code;
     this.status = status;
     this.headers = headers;
-    this.body = body;
+    this.body = body ?? EMPTY_BODY;
   }
 }
