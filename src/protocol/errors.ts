@@ -122,7 +122,8 @@ export class HandshakeError extends Error {
   readonly body: Buffer;
 
   constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body: Buffer = EMPTY_BODY) {
-    if (!CLIENT_CODES.has(code)) checkRefusal(status, headers);
+    // A client reuses some server codes to describe a 101 it received (status 101): nothing is written then.
+    if (!CLIENT_CODES.has(code) && !(status >= 100 && status < 200)) checkRefusal(status, headers);
     super(message);
     this.code = code;
     this.status = status;
