@@ -281,6 +281,8 @@ export class WebSocketConnection {
       while ((event = conn.nextEvent()) !== undefined) this.#dispatchEvent(event);
     } finally {
       this.#dispatching = false;
+      // The read is handled: the last text's bytes (kept so that an echo reuses them) are let go.
+      conn.forgetReceived();
     }
     // Pongs the core queued by itself, going into a buffer already past the bound: a ping flood
     // from a peer that never reads meets the same bound as send() (handler sends were checked there).
