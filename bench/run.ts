@@ -2,7 +2,10 @@
 // order of the systems (A B C, B C A, ...). Prints median (min-max) and the ratio to ws, saves the
 // results as JSON and regenerates docs/benchmarks.md and docs/benchmarks.svg.
 //   npm run bench -- [--quick] [--systems ours,ws,...] [--sections micro,echo,scaling,upgrades,memory]
-//                    [--rounds N] [--out FILE] [--no-docs]
+//                    [--rounds N] [--out FILE] [--no-docs] [--echo 16384:text,262144:text-utf8,...]
+// --echo keeps only the listed echo rows (size in bytes : binary | text | text-utf8), for focused runs;
+// --no-jit skips the untimed warm-up traffic; --profile DIR runs each server under `node --cpu-prof`
+// and leaves its .cpuprofile in DIR (summarize with bench/profile-summary.ts).
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -26,6 +29,9 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     out: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
+    echo: { type: 'string' },
+    profile: { type: 'string' },
+    'no-jit': { type: 'boolean', default: false },
   },
 });
 const quick = args.quick;
@@ -56,11 +62,11 @@ const plan = quick
     }
   : {
       echo: [
-        ...[32, 1024, 16 * 1024, 1024 * 1024].flatMap((size): Echo[] => [
+        ...[32, 1024, 16 * 1024, 256 * 1024, 1024 * 1024].flatMap((size): Echo[] => [
           { size, kind: 'binary' },
           { size, kind: 'text' },
         ]),
-        { size: 16 * 1024, kind: 'text-utf8' },
+        ...[1024, 16 * 1024, 1024 * 1024].map((size): Echo => ({ size, kind: 'text-utf8' })),
       ] as Echo[],
       scaling: [1, 100, 1000, 10_000],
       memoryConnections: 10_000,
@@ -68,6 +74,13 @@ const plan = quick
       warmupMs: 300,
       measureMs: 1000,
     };
+if (args.echo) {
+  plan.echo = args.echo.split(',').map((item) => {
+    const [size, kind] = item.split(':');
+    if (!['binary', 'text', 'text-utf8'].includes(kind ?? '') || !(Number(size) > 0)) throw new Error(`--echo ${item}: want <bytes>:binary|text|text-utf8`);
+    return { size: Number(size), kind: kind as PayloadKind };
+  });
+}
 const CONNECTIONS = 50;
 /** Messages in flight per connection; 1 MiB messages keep one each, so a measured second holds many round trips. */
 const inFlightFor = (size: number): number => (size >= 1 << 20 ? 1 : 8);
@@ -82,9 +95,9 @@ const UPGRADES_IN_FLIGHT = 32;
  * usual 1,024): through sh, whose `ulimit -n` can go up to the hard limit, or beyond as root.
  * `exec` keeps the pid, so /proc/<pid> is node itself.
  */
-function node(script: string, scriptArgs: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+function node(script: string, scriptArgs: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []): ChildProcess {
   const wrapper = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
-  return spawn('/bin/sh', ['-c', wrapper, 'sh', process.execPath, '--expose-gc', '--import', 'tsx', script, ...scriptArgs], {
+  return spawn('/bin/sh', ['-c', wrapper, 'sh', process.execPath, '--expose-gc', ...nodeFlags, '--import', 'tsx', script, ...scriptArgs], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -154,7 +167,8 @@ let benchLib = '';
 async function startServer(system: SystemName, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ peer: Peer; port: number; pid: number }> {
   const env: NodeJS.ProcessEnv = { BENCH_LIB: benchLib, ...extraEnv };
   if (system === 'ws-js') env.WS_NO_BUFFER_UTIL = '1';
-  const child = node('bench/server.ts', [system], env);
+  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+  const child = node('bench/server.ts', [system], env, profile);
   const peer = new Peer(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.on('message', (m: { type?: string; port?: number; note?: string }) => {
@@ -207,7 +221,7 @@ async function loadRounds(): Promise<void> {
       const common = { serverPid: server.pid, warmupMs: plan.warmupMs, measureMs: plan.measureMs };
       try {
         // Untimed traffic first, so that every system's code is optimized before anything is measured.
-        for (const [size, ms] of plan.jit) {
+        for (const [size, ms] of args['no-jit'] ? [] : plan.jit) {
           await load.request({ type: 'echo', ...common, warmupMs: 0, measureMs: ms, connections: CONNECTIONS, inFlight: 8, size, kind: 'binary' });
         }
         if (wantEcho) {

@@ -128,3 +128,5 @@ process.on('message', (message: { type: string; id: number }) => {
   else if (message.type === 'exit') process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));
+// A normal exit on SIGTERM (how run.ts stops servers), so that --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));
