@@ -68,7 +68,12 @@ export class Heartbeat {
     this.#awaiting = null;
   }
 
-  readonly #fire = (): void => {
+  /** The timer's callback, for every heartbeat (the heartbeat comes as its argument): no closure per connection. */
+  static #onTimer(heartbeat: Heartbeat): void {
+    heartbeat.#fire();
+  }
+
+  #fire(): void {
     this.#timer = null;
     if (this.#awaiting !== null && this.#timeout > 0) {
       this.#awaiting = null;
@@ -82,11 +87,11 @@ export class Heartbeat {
     this.#sentAt = performance.now();
     this.#arm(this.#timeout > 0 ? this.#timeout : this.#interval);
     this.#actions.ping(payload);
-  };
+  }
 
   #arm(ms: number): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = setTimeout(this.#fire, ms);
+    this.#timer = setTimeout(Heartbeat.#onTimer, ms, this);
     this.#timer.unref();
   }
 }
@@ -121,15 +126,19 @@ export class IdleTimer {
     this.#timer = null;
   }
 
-  readonly #fire = (): void => {
+  static #onTimer(timer: IdleTimer): void {
+    timer.#fire();
+  }
+
+  #fire(): void {
     this.#timer = null;
     const idle = performance.now() - this.#last;
     if (idle >= this.#timeout) this.#onIdle();
     else this.#arm(Math.ceil(this.#timeout - idle));
-  };
+  }
 
   #arm(ms: number): void {
-    this.#timer = setTimeout(this.#fire, ms);
+    this.#timer = setTimeout(IdleTimer.#onTimer, ms, this);
     this.#timer.unref();
   }
 }

@@ -30,6 +30,10 @@ function toBytes(data: SendData): Uint8Array {
   throw new TypeError('send() takes a string, a Buffer, a typed array or an ArrayBuffer');
 }
 
+/** The socket's link to its connection, for the listeners all connections share. */
+const CONNECTION = Symbol('pef-front-websocket.transport');
+type BoundSocket = Duplex & { [CONNECTION]?: WebSocketConnection };
+
 /** Per-message options of `send`. */
 export interface SendOptions {
   /** false: send this message uncompressed even when permessage-deflate is on. Default true. */
@@ -61,6 +65,7 @@ export class WebSocketConnection {
   #drainWanted = false;
   #socketError = false;
   #closeTimer: NodeJS.Timeout | null = null;
+  #afterWriteCallback: ((error?: Error | null) => void) | undefined = undefined;
   // Defences (docs/security.md): heartbeat, idle timer, reading paused while Pongs drain.
   #heartbeat: Heartbeat | null = null;
   #idle: IdleTimer | null = null;
@@ -95,8 +100,10 @@ export class WebSocketConnection {
   start(response: Buffer, head: Buffer): void {
     const socket = this.#socket;
     socket.pause(); // nothing is read until onOpen has run
-    socket.on('error', this.#onSocketError);
-    socket.on('close', this.#onSocketClose);
+    // The listeners are shared by every connection and find theirs on the socket: no closures per connection.
+    (socket as BoundSocket)[CONNECTION] = this;
+    socket.on('error', WebSocketConnection.#socketErrorEvent);
+    socket.on('close', WebSocketConnection.#socketClose);
     socket.write(response, (error) => {
       if (error || this.#closed) return; // the peer vanished during the handshake: no hooks run
       this.#opened = true;
@@ -104,9 +111,9 @@ export class WebSocketConnection {
       this.#callHook('onOpen');
       if (head.length !== 0) this.#onData(head);
       if (this.#closed) return;
-      socket.on('data', this.#onData);
-      socket.on('end', this.#onEnd);
-      socket.on('drain', this.#onDrainEvent);
+      socket.on('data', WebSocketConnection.#socketData);
+      socket.on('end', WebSocketConnection.#socketEnd);
+      socket.on('drain', WebSocketConnection.#socketDrain);
       socket.resume();
       this.#startTimers();
     });
@@ -217,29 +224,54 @@ export class WebSocketConnection {
 
   // ------------------------------------------------------------------ socket events
 
-  readonly #onData = (chunk: Buffer): void => {
+  // The socket's listeners, one function each for all connections (`this` is the socket).
+  static #socketData(this: Duplex, chunk: Buffer): void {
+    (this as BoundSocket)[CONNECTION]!.#onData(chunk);
+  }
+  static #socketEnd(this: Duplex): void {
+    (this as BoundSocket)[CONNECTION]!.#onEnd();
+  }
+  static #socketDrain(this: Duplex): void {
+    (this as BoundSocket)[CONNECTION]!.#onDrainEvent();
+  }
+  static #socketErrorEvent(this: Duplex, error: Error): void {
+    (this as BoundSocket)[CONNECTION]!.#onSocketError(error);
+  }
+  static #socketClose(this: Duplex): void {
+    (this as BoundSocket)[CONNECTION]!.#onSocketClose();
+  }
+
+  /** Connections whose sends (outside a dispatch) wait for the one microtask that flushes them all. */
+  static #flushQueue: WebSocketConnection[] = [];
+  static #flushAll(): void {
+    const queue = WebSocketConnection.#flushQueue;
+    WebSocketConnection.#flushQueue = [];
+    for (let i = 0; i < queue.length; i++) queue[i]!.#flushLater();
+  }
+
+  #onData(chunk: Buffer): void {
     this.#conn.receiveData(chunk);
     this.#dispatch();
-  };
+  }
 
-  readonly #onEnd = (): void => {
+  #onEnd(): void {
     this.#conn.receiveEof();
     this.#dispatch();
-  };
+  }
 
-  readonly #onDrainEvent = (): void => {
+  #onDrainEvent(): void {
     if (this.#readPaused) {
       this.#readPaused = false;
       if (!this.#holdReading) this.#socket.resume();
     }
     this.#maybeDrained();
-  };
+  }
 
-  readonly #afterWrite = (error?: Error | null): void => {
+  #afterWrite(error?: Error | null): void {
     if (!error) this.#maybeDrained();
-  };
+  }
 
-  readonly #onSocketError = (error: Error): void => {
+  #onSocketError(error: Error): void {
     // Reported once. Once the end is decided (closing handshake done, connection failed, or the
     // peer's EOF) a reset is no news: onClose already has its code, and a failure had its onError.
     if (this.#socketError || !this.#opened) return;
@@ -247,9 +279,9 @@ export class WebSocketConnection {
     if (this.#conn.state === ConnectionState.Closed) return;
     this.#trace?.error(error);
     this.#callHook('onError', error);
-  };
+  }
 
-  readonly #onSocketClose = (): void => {
+  #onSocketClose(): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
@@ -263,12 +295,12 @@ export class WebSocketConnection {
     this.#trace?.close(this.#conn.closeCode, this.#conn.closeReason);
     this.#finished = true;
     this.#callFinalHook('onClose', this.#conn.closeCode, this.#conn.closeReason);
-  };
+  }
 
-  readonly #flushLater = (): void => {
+  #flushLater(): void {
     this.#flushScheduled = false;
     this.#flush();
-  };
+  }
 
   // ------------------------------------------------------------------ dispatch
 
@@ -327,7 +359,7 @@ export class WebSocketConnection {
   #scheduleFlush(): void {
     if (this.#dispatching || this.#flushScheduled) return;
     this.#flushScheduled = true;
-    queueMicrotask(this.#flushLater);
+    if (WebSocketConnection.#flushQueue.push(this) === 1) queueMicrotask(WebSocketConnection.#flushAll);
   }
 
   /** Writes what the connection queued: one write when small, corked writes when large. */
@@ -336,7 +368,8 @@ export class WebSocketConnection {
     const output = this.#conn.takeOutput();
     const count = output.length;
     if (count !== 0 && !this.#closed && socket.writable) {
-      const callback = this.#hooks.onDrain ? this.#afterWrite : undefined;
+      // Made on the first write of a connection whose hooks have onDrain (an idle one holds none).
+      const callback = this.#hooks.onDrain ? (this.#afterWriteCallback ??= (error) => this.#afterWrite(error)) : undefined;
       if (count === 1) {
         socket.write(output[0]!, callback);
       } else {
@@ -472,7 +505,7 @@ export class WebSocketConnection {
     }
     if (result !== undefined && typeof (result as PromiseLike<unknown>).then === 'function') {
       this.#pending++;
-      (result as PromiseLike<unknown>).then(this.#hookSettled, (error: unknown) => {
+      (result as PromiseLike<unknown>).then(() => this.#hookSettled(), (error: unknown) => {
         this.#hookSettled();
         this.#hookFailed(name, error);
       });
@@ -480,9 +513,9 @@ export class WebSocketConnection {
   }
 
   /** A promise a hook returned has settled; the last one lets a waiting shutdown() go on. */
-  readonly #hookSettled = (): void => {
+  #hookSettled(): void {
     if (--this.#pending === 0 && this.#onSettled !== null) this.#onSettled();
-  };
+  }
 
   /** A hook threw or rejected: onError gets what it threw (unless onError itself threw), then close 1011. */
   #hookFailed(name: keyof WebSocketHooks, error: unknown): void {
