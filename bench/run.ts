@@ -97,7 +97,10 @@ const UPGRADES_IN_FLIGHT = 32;
  */
 function node(script: string, scriptArgs: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []): ChildProcess {
   const wrapper = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
-  return spawn('/bin/sh', ['-c', wrapper, 'sh', process.execPath, '--expose-gc', ...nodeFlags, '--import', 'tsx', script, ...scriptArgs], {
+  // A .js script runs on plain node: tsx would transform what it imports (its keepNames gives every
+  // closure a name property of its own, about 260 bytes each), which is not what users run.
+  const loader = script.endsWith('.js') ? [] : ['--import', 'tsx'];
+  return spawn('/bin/sh', ['-c', wrapper, 'sh', process.execPath, '--expose-gc', ...nodeFlags, ...loader, script, ...scriptArgs], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -151,12 +154,15 @@ async function transpileSources(): Promise<string> {
   const out = join(root, 'bench/results/lib');
   const walk = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
-  for (const file of walk(join(root, 'src'))) {
+  // src/ as the library, and the echo server with what it imports from bench/, beside it in out/bench.
+  const files = [...walk(join(root, 'src')), join(root, 'bench/server.ts'), join(root, 'bench/common.ts')];
+  for (const file of files) {
     const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), {
       compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true },
       fileName: file,
     });
-    const target = join(out, relative(join(root, 'src'), file)).replace(/\.ts$/, '.js');
+    const fromSrc = relative(join(root, 'src'), file);
+    const target = (fromSrc.startsWith('..') ? join(out, 'bench', relative(join(root, 'bench'), file)) : join(out, fromSrc)).replace(/\.ts$/, '.js');
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, outputText);
   }
@@ -168,7 +174,7 @@ async function startServer(system: SystemName, extraEnv: NodeJS.ProcessEnv = {})
   const env: NodeJS.ProcessEnv = { BENCH_LIB: benchLib, ...extraEnv };
   if (system === 'ws-js') env.WS_NO_BUFFER_UTIL = '1';
   const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
-  const child = node('bench/server.ts', [system], env, profile);
+  const child = node(join(benchLib, 'bench/server.js'), [system], env, profile);
   const peer = new Peer(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.on('message', (m: { type?: string; port?: number; note?: string }) => {
