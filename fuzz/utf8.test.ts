@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { CloseCode, Opcode } from '../src/protocol/constants.js';
 import { Connection } from '../src/protocol/connection.js';
 import { encodeFrame } from '../src/protocol/frame.js';
-import { Utf8Validator, decodeUtf8, isValidUtf8 } from '../src/protocol/utf8.js';
+import { Utf8Validator, decodeUtf8, decodeUtf8Pieces, isValidUtf8 } from '../src/protocol/utf8.js';
 import { cutsArb, params, splitAt } from './config.js';
 
 /** Bytes where UTF-8 has its edges: ASCII ends, continuation ends, every lead byte class, never-valid bytes. */
@@ -105,6 +105,16 @@ describe('property: UTF-8', () => {
         const whole = Buffer.alloc(bytes.length + offset + 3, 0x21);
         bytes.copy(whole, offset);
         assert.equal(decodeUtf8(whole.subarray(offset, offset + bytes.length)), bytes.toString('utf8'));
+      }),
+      params(0.25),
+    );
+  });
+
+  test('decodeUtf8Pieces gives the string toString gives for valid UTF-8 cut anywhere, inside code points too', () => {
+    const validArb = fc.array(codePointBytes, { minLength: 1, maxLength: 60 }).map((parts) => Buffer.concat(parts));
+    fc.assert(
+      fc.property(validArb, cutsArb, (bytes, cuts) => {
+        assert.equal(decodeUtf8Pieces(splitAt(bytes, cuts)), bytes.toString('utf8'));
       }),
       params(0.25),
     );

@@ -15,7 +15,7 @@ import { ProtocolError, protocolViolation } from './errors.js';
 import { encodeClosePayload, frameHeaderLength, parseClosePayload, truncateUtf8, writeFrameHeader } from './frame.js';
 import { applyMask } from './mask.js';
 import { FrameParser, type FrameSink } from './parser.js';
-import { Utf8Validator, decodeUtf8, isValidUtf8 } from './utf8.js';
+import { Utf8Validator, decodeUtf8, decodeUtf8Pieces, isValidUtf8 } from './utf8.js';
 import { randomFillSync } from 'node:crypto';
 
 /** What the connection reports to the I/O layer, in the order it happened. */
@@ -95,6 +95,12 @@ let textScratch = Buffer.allocUnsafeSlow(0);
  * of server CPU per message).
  */
 const VIEW_PAYLOAD_MIN = 4 * 1024;
+/**
+ * Text messages from this size that arrived in several pieces are decoded piece by piece and kept as
+ * those pieces, never joined: the string does not need contiguous bytes, and sending it back writes
+ * the pieces as they are (measured: joining 1 MiB costs about as much as decoding it as ASCII).
+ */
+const TEXT_PIECES_MIN = 64 * 1024;
 /** A message in assembly keeps at most this many pieces as views before it copies them together. */
 const MAX_VIEW_PIECES = 64;
 
@@ -121,6 +127,15 @@ class PieceBuffer {
       this.#growUsed = 0;
       for (const p of pieces) this.#append(p);
     }
+  }
+
+  /** The pieces as views, when there are several and no copy was made yet; else null (use take()). */
+  takePieces(): Buffer[] | null {
+    if (this.#grow !== null || this.pieces.length < 2) return null;
+    const pieces = this.pieces;
+    this.pieces = [];
+    this.bytes = 0;
+    return pieces;
   }
 
   /** The whole, as one buffer (a view of the only piece when there is one). */
@@ -221,7 +236,8 @@ export class Connection implements FrameSink {
    * idle connection pins no input.
    */
   #lastText: string | null = null;
-  #lastTextBytes: Buffer = EMPTY;
+  /** Its bytes: one buffer, or the pieces it arrived in (see TEXT_PIECES_MIN). */
+  #lastTextBytes: Buffer | Buffer[] = EMPTY;
   // The received frame being observed (only when onFrame is set).
   #observedPending = false;
   #observedRsv = 0;
@@ -361,8 +377,14 @@ export class Connection implements FrameSink {
   sendText(text: string, compress = true): boolean {
     if (this.#state !== ConnectionState.Open) return false;
     if (text === this.#lastText) {
-      if (this.#extension !== null && compress) return this.#sendEncoded(Opcode.Text, this.#lastTextBytes);
-      this.#queueFrame(Opcode.Text, 0, this.#lastTextBytes);
+      const bytes = this.#lastTextBytes;
+      if (Array.isArray(bytes)) {
+        if (this.#extension !== null && compress) return this.#sendEncoded(Opcode.Text, Buffer.concat(bytes));
+        this.#queuePieces(Opcode.Text, bytes);
+      } else {
+        if (this.#extension !== null && compress) return this.#sendEncoded(Opcode.Text, bytes);
+        this.#queueFrame(Opcode.Text, 0, bytes);
+      }
       return true;
     }
     if (this.#extension !== null && compress) return this.#sendEncoded(Opcode.Text, Buffer.from(text, 'utf8'));
@@ -495,6 +517,22 @@ export class Connection implements FrameSink {
     }
   }
 
+  /** Queues one final unmasked frame whose payload is `pieces`, each written as it is behind the header. */
+  #queuePieces(opcode: number, pieces: readonly Buffer[]): void {
+    let length = 0;
+    for (const piece of pieces) length += piece.length;
+    if (this.#client) return this.#queueFrame(opcode, 0, Buffer.concat(pieces, length));
+    if (this.#onFrame !== null) {
+      const first = pieces[0]!;
+      const head = first.length >= OBSERVED_HEAD_BYTES ? first.subarray(0, OBSERVED_HEAD_BYTES) : Buffer.concat(pieces, Math.min(length, OBSERVED_HEAD_BYTES));
+      this.#onFrame('out', true, 0, opcode, false, length, head);
+    }
+    const header = Buffer.allocUnsafe(frameHeaderLength(length, false));
+    writeFrameHeader(header, 0, opcode, length, true, 0);
+    this.#queue(header);
+    for (const piece of pieces) this.#queue(piece);
+  }
+
   #queue(data: Buffer): void {
     this.#output.push(data);
     this.#outputBytes += data.length;
@@ -572,6 +610,19 @@ export class Connection implements FrameSink {
     if (opcode >= Opcode.Close) return this.#controlFrame(opcode, this.#control === null ? EMPTY : this.#control.take());
     if (!this.#frameFin) return true;
     this.#messageOpen = false;
+    if (!this.#messageBinary && !this.#messageEncoded) {
+      if (!this.#utf8!.end()) {
+        return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence'));
+      }
+      // Large text that came in several reads stays in those pieces (TEXT_PIECES_MIN).
+      const pieces = this.#message.bytes >= TEXT_PIECES_MIN ? this.#message.takePieces() : null;
+      if (pieces !== null) this.#textEvent(decodeUtf8Pieces(pieces), pieces);
+      else {
+        const data = this.#message.take();
+        this.#textEvent(decodeUtf8(data), data);
+      }
+      return false; // pause: the message is handled before the next frame is parsed
+    }
     let data = this.#message.take();
     if (this.#messageEncoded) {
       const decoded = this.#extension!.decode(data, this.#maxPayload);
@@ -580,17 +631,17 @@ export class Connection implements FrameSink {
       if (!this.#messageBinary && !isValidUtf8(data)) {
         return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'invalid UTF-8 in a text message'));
       }
-    } else if (!this.#messageBinary && !this.#utf8!.end()) {
-      return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence'));
     }
     if (this.#messageBinary) this.#events.push({ type: 'binary', data });
-    else {
-      const text = decodeUtf8(data);
-      this.#lastText = text;
-      this.#lastTextBytes = data;
-      this.#events.push({ type: 'text', data: text });
-    }
+    else this.#textEvent(decodeUtf8(data), data);
     return false; // pause: the message is handled before the next frame is parsed
+  }
+
+  /** Hands out a text message, remembering its bytes for a sendText of the same string. */
+  #textEvent(text: string, bytes: Buffer | Buffer[]): void {
+    this.#lastText = text;
+    this.#lastTextBytes = bytes;
+    this.#events.push({ type: 'text', data: text });
   }
 
   /** @internal */

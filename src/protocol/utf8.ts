@@ -11,6 +11,24 @@ export function isValidUtf8(data: Uint8Array): boolean {
   return data.length === 0 || isUtf8(data);
 }
 
+/**
+ * Where the last code point of `data[start..]` that is complete ends: data.length, or the offset of
+ * a lead byte whose sequence runs past the end (at most 3 bytes back).
+ */
+function completeEnd(data: Uint8Array, start: number): number {
+  const end = data.length;
+  for (let i = end - 1; i >= start && i >= end - 3; i--) {
+    const c = data[i]!;
+    if ((c & 0xc0) !== 0x80) return i + sequenceLength(c) > end ? i : end;
+  }
+  return end;
+}
+
+/** The length of the UTF-8 sequence a lead byte starts (1 for ASCII and for bytes that cannot lead). */
+function sequenceLength(lead: number): number {
+  return lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+}
+
 /** Checks UTF-8 fed in arbitrary pieces. `write` returns false from the first invalid byte on. */
 export class Utf8Validator {
   /** Continuation bytes still expected by the current code point. */
@@ -32,15 +50,7 @@ export class Utf8Validator {
     }
     if (start === end) return true;
     // Hold back a trailing code point that is not complete yet; the native check takes the rest.
-    let bulkEnd = end;
-    for (let i = end - 1; i >= start && i >= end - 3; i--) {
-      const c = data[i]!;
-      if ((c & 0xc0) !== 0x80) {
-        const len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-        if (i + len > end) bulkEnd = i;
-        break;
-      }
-    }
+    const bulkEnd = completeEnd(data, start);
     if (bulkEnd > start && !isUtf8(data.subarray(start, bulkEnd))) {
       this.#failed = true;
       return false;
@@ -234,6 +244,34 @@ export function decodeUtf8(data: Buffer): string {
     else while (end > start && (data[end]! & 0xc0) === 0x80) end--; // a piece ends before a code point, not inside one
     text += decodePiece(data, start, end);
     start = end;
+  }
+  return text;
+}
+
+/**
+ * Decodes a message that is valid UTF-8 as a whole but arrived as `pieces` (views of the reads that
+ * carried it), without joining them first: each piece is decoded up to its last complete code point,
+ * and a code point cut between pieces is decoded from its few bytes. The same string as
+ * decodeUtf8(Buffer.concat(pieces)).
+ */
+export function decodeUtf8Pieces(pieces: readonly Buffer[]): string {
+  let text = '';
+  let carry: Buffer | null = null; // the start of a code point cut at the end of the previous piece
+  for (const piece of pieces) {
+    let start = 0;
+    if (carry !== null) {
+      const need = sequenceLength(carry[0]!) - carry.length;
+      if (piece.length < need) {
+        carry = Buffer.concat([carry, piece]);
+        continue;
+      }
+      text += Buffer.concat([carry, piece.subarray(0, need)]).toString('utf8');
+      carry = null;
+      start = need;
+    }
+    const end = completeEnd(piece, start);
+    if (end > start) text += decodeUtf8(start === 0 && end === piece.length ? piece : piece.subarray(start, end));
+    if (end < piece.length) carry = piece.subarray(end);
   }
   return text;
 }

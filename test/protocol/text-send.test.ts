@@ -107,4 +107,78 @@ describe('sending back the text just received', () => {
     fresh.sendText(text);
     assert.equal(echoed.toString('hex'), Buffer.concat(fresh.takeOutput()).toString('hex'));
   });
+
+  test('large text that came in several reads is handed out whole and sent back as those reads, never joined', () => {
+    const conn = server();
+    const text = 'ab✓😀'.repeat(20_000); // 200,000 bytes, over the 64 KiB from which text stays in pieces
+    const frame = clientFrame(Opcode.Text, text);
+    // Cut inside code points: 4-byte and 3-byte characters straddle the reads.
+    const cuts = [20, 65_539, 131_070, frame.length]; // the header is 14 bytes: every read carries payload
+    const reads: Buffer[] = [];
+    let from = 0;
+    for (const cut of cuts) {
+      reads.push(Buffer.from(frame.subarray(from, cut)));
+      from = cut;
+    }
+    for (const read of reads) conn.receiveData(read);
+    const event = conn.nextEvent();
+    assert.ok(event?.type === 'text');
+    assert.equal(event.data, text);
+    conn.sendText(event.data);
+    const output = conn.takeOutput();
+    assert.equal(toHex(output), textFrame(text));
+    assert.deepEqual(
+      output.slice(1).map((piece) => reads.indexOf(reads.find((read) => read.buffer === piece.buffer)!)),
+      [0, 1, 2, 3],
+      'each payload piece is a view of its read',
+    );
+  });
+
+  test('the frame observer sees the first bytes of a message sent back from pieces', () => {
+    const seen: string[] = [];
+    const conn = server({ onFrame: (direction, _fin, _rsv, _opcode, _masked, length, head) => void seen.push(`${direction} ${length} ${head.toString('latin1')}`) });
+    const text = 'x'.repeat(70_000);
+    const frame = clientFrame(Opcode.Text, text);
+    conn.receiveData(Buffer.from(frame.subarray(0, 60))); // the first read carries 46 bytes of payload
+    conn.receiveData(Buffer.from(frame.subarray(60)));
+    const event = conn.nextEvent();
+    assert.ok(event?.type === 'text');
+    conn.sendText(event.data);
+    conn.takeOutput();
+    assert.deepEqual(seen, [`in 70000 ${'x'.repeat(125)}`, `out 70000 ${'x'.repeat(125)}`]);
+  });
+
+  test('a client sends text received in pieces masked, as one frame', () => {
+    const conn = server({ role: 'client' });
+    const text = 'é'.repeat(40_000);
+    const frame = Buffer.concat(encodeFrame(Opcode.Text, Buffer.from(text, 'utf8')));
+    conn.receiveData(Buffer.from(frame.subarray(0, 30_001)));
+    conn.receiveData(Buffer.from(frame.subarray(30_001)));
+    const event = conn.nextEvent();
+    assert.ok(event?.type === 'text');
+    assert.equal(event.data, text);
+    conn.sendText(event.data);
+    const sent = Buffer.concat(conn.takeOutput());
+    assert.equal(sent[1]! & 0x80, 0x80, 'masked');
+    assert.equal(sent[1]! & 0x7f, 127, 'a 64-bit length: 80,000 bytes');
+    const mask = sent.subarray(10, 14);
+    const payload = Buffer.from(sent.subarray(14));
+    for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i & 3]!;
+    assert.equal(payload.toString('utf8'), text);
+  });
+
+  test('with permessage-deflate, text received in pieces is compressed as the string would be', () => {
+    const params: DeflateParams = { ownWindowBits: 15, peerWindowBits: 15, ownNoContextTakeover: true, peerNoContextTakeover: true, threshold: 0, level: 6, memLevel: 8 };
+    const conn = server({ extension: new PerMessageDeflate(params) });
+    const text = '{"k":"välue ✓"}'.repeat(6000);
+    const frame = clientFrame(Opcode.Text, text);
+    conn.receiveData(Buffer.from(frame.subarray(0, 40_000)));
+    conn.receiveData(Buffer.from(frame.subarray(40_000)));
+    const event = conn.nextEvent();
+    assert.ok(event?.type === 'text');
+    conn.sendText(event.data);
+    const fresh = server({ extension: new PerMessageDeflate(params) });
+    fresh.sendText(text);
+    assert.equal(Buffer.concat(conn.takeOutput()).toString('hex'), Buffer.concat(fresh.takeOutput()).toString('hex'));
+  });
 });
