@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/constants.js';
 import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { Heartbeat, IdleTimer } from './heartbeat.js';
+import { Heartbeat, type HeartbeatActions, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
 import type { ConnectionTrace } from './trace.js';
 import type { MessageType, SendData, WebSocketHooks } from './types.js';
@@ -423,16 +423,7 @@ export class WebSocketConnection {
     if (this.#closed) return;
     const options = this.#options;
     if (options.heartbeatInterval > 0) {
-      this.#heartbeat = new Heartbeat(options.heartbeatInterval, options.heartbeatTimeout, {
-        // Not a send of the handler's: a heartbeat Ping owes it no onDrain.
-        ping: (payload) => {
-          if (this.#conn.ping(payload)) this.#scheduleFlush();
-        },
-        timedOut: () =>
-          this.#abort(
-            new ProtocolError('WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError, `no Pong within ${options.heartbeatTimeout} ms`),
-          ),
-      });
+      this.#heartbeat = new Heartbeat(options.heartbeatInterval, options.heartbeatTimeout, new WebSocketConnection.#HeartbeatTarget(this));
       this.#heartbeat.start();
     }
     if (options.idleTimeout > 0) {
@@ -440,6 +431,22 @@ export class WebSocketConnection {
       this.#idle.start();
     }
   }
+
+  /** What the heartbeat does to this connection: one small object, no closures. */
+  static readonly #HeartbeatTarget = class implements HeartbeatActions {
+    readonly #ws: WebSocketConnection;
+    constructor(ws: WebSocketConnection) {
+      this.#ws = ws;
+    }
+    ping(payload: Buffer): void {
+      // Not a send of the handler's: a heartbeat Ping owes it no onDrain.
+      if (this.#ws.#conn.ping(payload)) this.#ws.#scheduleFlush();
+    }
+    timedOut(): void {
+      const timeout = this.#ws.#options.heartbeatTimeout;
+      this.#ws.#abort(new ProtocolError('WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError, `no Pong within ${timeout} ms`));
+    }
+  };
 
   /** send() found the buffer past maxBufferedAmount: 'close' fails the connection, 'drop' drops the message. */
   #slowConsumer(): false {
