@@ -2,7 +2,7 @@
 // the heartbeat; a live one stays and reports its latency; unsolicited Pongs do not count; an idle
 // connection is closed with 1001 when idleTimeout is set. Intervals are shortened to milliseconds.
 
-import { test, describe, afterEach } from 'node:test';
+import { test, describe, afterEach, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { RawClient, parseFrame, type ReadFrame } from '../helpers/net.js';
@@ -118,9 +118,18 @@ describe('Heartbeat on a live server', () => {
   });
 });
 
+/**
+ * Mocked timers, and performance.now() following them: deadlines are kept as due times on that
+ * clock (heartbeat.ts DueList), so both must move together.
+ */
+function mockClock(t: TestContext): void {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+  t.mock.method(performance, 'now', () => Date.now());
+}
+
 describe('Heartbeat timing (mocked clock)', () => {
   test('the first Ping goes out at a random point of the second half of the interval, then its deadline runs', (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     t.mock.method(Math, 'random', () => 0.5);
     const pings: string[] = [];
     let timedOut = 0;
@@ -138,7 +147,7 @@ describe('Heartbeat timing (mocked clock)', () => {
   });
 
   test('a matching Pong sets latency and schedules the next Ping an interval later; other Pongs are ignored', (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     t.mock.method(Math, 'random', () => 0);
     const pings: string[] = [];
     let timedOut = 0;
@@ -161,7 +170,7 @@ describe('Heartbeat timing (mocked clock)', () => {
   });
 
   test('with heartbeatTimeout 0 Pings go on every interval and nothing times out', (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     t.mock.method(Math, 'random', () => 1);
     let pings = 0;
     let timedOut = 0;
