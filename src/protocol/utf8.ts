@@ -5,6 +5,7 @@
 // up to three bytes of a code point split across pieces go through the byte state machine below.
 
 import { isAscii, isUtf8 } from 'node:buffer';
+import { instantiateWasm } from './wasm.js';
 
 /** Whether `data` is, as a whole, valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
 export function isValidUtf8(data: Uint8Array): boolean {
@@ -199,26 +200,13 @@ interface Decoder {
   memoryBuffer: Buffer;
 }
 
-/** The part of the WebAssembly API used here (the project's TypeScript libs do not declare it). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { d: Decoder['decode']; m: { buffer: ArrayBuffer } } };
-}
-
 /** The instantiated decoder, null when this engine cannot run it; undefined until first needed. */
 let decoder: Decoder | null | undefined;
 
 function loadDecoder(): Decoder | null {
-  try {
-    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    const bytes = Buffer.from(DECODER_WASM, 'base64');
-    if (wasm === undefined || !wasm.validate(bytes)) return null; // no WebAssembly, or no SIMD
-    const exports = new wasm.Instance(new wasm.Module(bytes)).exports;
-    return { decode: exports.d, memory: new Uint8Array(exports.m.buffer), memoryBuffer: Buffer.from(exports.m.buffer) };
-  } catch {
-    return null; // e.g. an embedder that forbids compiling code at run time
-  }
+  const exports = instantiateWasm<{ d: Decoder['decode']; m: { buffer: ArrayBuffer } }>(Buffer.from(DECODER_WASM, 'base64'));
+  if (exports === null) return null;
+  return { decode: exports.d, memory: new Uint8Array(exports.m.buffer), memoryBuffer: Buffer.from(exports.m.buffer) };
 }
 
 /** Which implementation decodes text that is not all ASCII: 'wasm-simd', or 'v8' where SIMD is unavailable. */
