@@ -324,6 +324,7 @@ const COLORS: Record<string, string> = {
   ws: '#d95f02',
   'ws-js': '#e6ab02',
   raw: '#7570b3',
+  base: '#a6761d',
 };
 
 function escapeXml(text: string): string {

@@ -5,7 +5,9 @@
 //                    [--rounds N] [--out FILE] [--no-docs] [--echo 16384:text,262144:text-utf8,...]
 // --echo keeps only the listed echo rows (size in bytes : binary | text | text-utf8), for focused runs;
 // --no-jit skips the untimed warm-up traffic; --profile DIR runs each server under `node --cpu-prof`
-// and leaves its .cpuprofile in DIR (summarize with bench/profile-summary.ts).
+// and leaves its .cpuprofile in DIR (summarize with bench/profile-summary.ts); --base DIR adds the
+// system `base`: acceptWebSocket from DIR/src (another checkout, e.g. a git worktree of main), so
+// that before and after are measured in the same run.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -31,15 +33,17 @@ const { values: args } = parseArgs({
     'no-docs': { type: 'boolean', default: false },
     echo: { type: 'string' },
     profile: { type: 'string' },
+    base: { type: 'string' },
     'no-jit': { type: 'boolean', default: false },
   },
 });
 const quick = args.quick;
-const systems = (args.systems ? args.systems.split(',') : [...SYSTEMS]) as SystemName[];
+const systems = (args.systems ? args.systems.split(',') : SYSTEMS.filter((s) => s !== 'base' || args.base !== undefined)) as SystemName[];
 for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}: one of ${SYSTEMS.join(', ')}`);
 const sections = args.sections ? args.sections.split(',') : [...SECTIONS];
 for (const s of sections) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown section ${s}: one of ${SECTIONS.join(', ')}`);
 const rounds = Number(args.rounds ?? (quick ? 3 : 5));
+if (systems.includes('base') !== (args.base !== undefined)) throw new Error('--base DIR and the system base go together');
 
 interface Echo {
   size: number;
@@ -149,19 +153,18 @@ const notes = new Set<string>();
  * Transpiles src/ to plain JavaScript under bench/results/lib (imports already end in .js), so the
  * servers run our code as users get it from dist/, not through tsx. Type-stripping only: fast.
  */
-async function transpileSources(): Promise<string> {
+async function transpileSources(srcRoot = root, out = join(root, 'bench/results/lib')): Promise<string> {
   const ts = (await import('typescript')).default;
-  const out = join(root, 'bench/results/lib');
   const walk = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
   // src/ as the library, and the echo server with what it imports from bench/, beside it in out/bench.
-  const files = [...walk(join(root, 'src')), join(root, 'bench/server.ts'), join(root, 'bench/common.ts')];
+  const files = [...walk(join(srcRoot, 'src')), join(root, 'bench/server.ts'), join(root, 'bench/common.ts')];
   for (const file of files) {
     const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), {
       compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true },
       fileName: file,
     });
-    const fromSrc = relative(join(root, 'src'), file);
+    const fromSrc = relative(join(srcRoot, 'src'), file);
     const target = (fromSrc.startsWith('..') ? join(out, 'bench', relative(join(root, 'bench'), file)) : join(out, fromSrc)).replace(/\.ts$/, '.js');
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, outputText);
@@ -169,12 +172,14 @@ async function transpileSources(): Promise<string> {
   return out;
 }
 let benchLib = '';
+let baseLib = '';
 
 async function startServer(system: SystemName, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ peer: Peer; port: number; pid: number }> {
-  const env: NodeJS.ProcessEnv = { BENCH_LIB: benchLib, ...extraEnv };
+  const lib = system === 'base' ? baseLib : benchLib;
+  const env: NodeJS.ProcessEnv = { BENCH_LIB: lib, ...extraEnv };
   if (system === 'ws-js') env.WS_NO_BUFFER_UTIL = '1';
   const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
-  const child = node(join(benchLib, 'bench/server.js'), [system], env, profile);
+  const child = node(join(lib, 'bench/server.js'), [system], env, profile);
   const peer = new Peer(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.on('message', (m: { type?: string; port?: number; note?: string }) => {
@@ -323,7 +328,7 @@ async function deflateEcho(clients: WebSocket[], message: Buffer, ms: number): P
 
 async function deflateRounds(): Promise<void> {
   if (!sections.includes('deflate')) return;
-  const deflateSystems = systems.filter((s) => s === 'ours' || s === 'framework' || s === 'ws');
+  const deflateSystems = systems.filter((s) => s === 'ours' || s === 'base' || s === 'framework' || s === 'ws');
   for (let round = 0; round < rounds; round++) {
     for (const system of rotate(deflateSystems, round)) {
       const server = await startServer(system, { BENCH_DEFLATE: '1' });
@@ -449,6 +454,7 @@ const started = Date.now();
 const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
 console.error(`${command}: ${rounds} rounds, systems ${systems.join(', ')}, sections ${sections.join(', ')}`);
 benchLib = await transpileSources();
+if (args.base !== undefined) baseLib = await transpileSources(args.base, join(root, 'bench/results/base-lib'));
 await microRounds();
 await loadRounds();
 await deflateRounds();

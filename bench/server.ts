@@ -70,7 +70,8 @@ async function setUp(): Promise<void> {
       });
       return;
     }
-    case 'ours': {
+    case 'ours':
+    case 'base': {
       const { acceptWebSocket } = (await import(`${LIB}/index.js`)) as typeof import('../src/index.js');
       server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
         const ws = acceptWebSocket(request, socket, head, { onMessage: (message, type) => void ws!.send(message, type) }, ourOptions);
