@@ -291,6 +291,10 @@ function markdown(results: BenchResults): string {
   out.push('npm run bench                                   # everything, about 12 minutes on 2 cores');
   out.push('npm run bench -- --quick                        # fewer rounds and sizes, under 3 minutes');
   out.push('npm run bench -- --systems ours,ws --sections echo,memory');
+  out.push('npm run bench -- --systems ours,ws,raw --sections echo --echo 16384:text,1048576:text-utf8 --no-docs   # chosen echo rows');
+  out.push('npm run bench -- --systems base,ours,ws --base ../main --no-docs   # another checkout (base) beside this one, in one run');
+  out.push('npm run bench -- --systems ours,ws --sections echo --profile /tmp/prof --no-docs   # servers under --cpu-prof');
+  out.push('node --import tsx bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile   # self time by function, as shares');
   out.push('node --import tsx bench/report.ts bench/results/latest.json   # redraw these docs from saved results');
   out.push('```');
   out.push('');
