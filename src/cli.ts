@@ -11,6 +11,7 @@ interface Command {
 
 const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   serve: () => import('./cli/serve.js'),
+  connect: () => import('./cli/connect.js'),
 };
 
 async function main(argv: string[]): Promise<void> {

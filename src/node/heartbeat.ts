@@ -3,6 +3,7 @@
 // waited for the answer, so a peer that vanished without a FIN lived forever), and an optional
 // idle timer for connections that exchange no messages.
 
+import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 
 /** What a heartbeat does to its connection. */
@@ -12,6 +13,9 @@ export interface HeartbeatActions {
   /** The Pong did not come back within the timeout: the peer is gone or does not read. */
   timedOut(): void;
 }
+
+/** Bytes of a heartbeat Ping's payload: 64 bits from the CSPRNG, which no peer can guess. */
+export const PING_PAYLOAD_BYTES = 8;
 
 /** How many points of the second half of the first interval the first Ping is spread over. */
 const JITTER_STEPS = 50;
@@ -114,17 +118,20 @@ class DueList {
  * One connection's heartbeat. The first Ping goes out at a random point in the second half of the
  * first interval, so thousands of connections opened together do not ping in the same millisecond;
  * later ones follow `interval` after each Pong (one shared duration, so all connections share one
- * DueList and its one timer). Only a Pong carrying the payload of the last Ping counts: unsolicited Pongs (§5.5.3) from
- * a peer that never reads could otherwise keep it alive.
+ * DueList and its one timer). Only a Pong carrying the payload of the last Ping counts: unsolicited
+ * Pongs (§5.5.3) from a peer that never reads could otherwise keep it alive. The payload is 8 random
+ * bytes from the CSPRNG: with a counter (as before), a peer that never reads kept itself alive by
+ * sending Pongs 0, 1, 2, … blindly.
  */
 export class Heartbeat extends Deadline {
   readonly #interval: number;
   readonly #timeout: number;
   readonly #actions: HeartbeatActions;
+  /** The deadline passed: the check, after this turn's reads, of whether the Pong came. */
+  #verdict: NodeJS.Immediate | null = null;
   /** The payload of the Ping awaiting its Pong, or null. */
   #awaiting: Buffer | null = null;
   #sentAt = 0;
-  #sequence = 0;
   #latency: number | undefined = undefined;
 
   constructor(interval: number, timeout: number, actions: HeartbeatActions) {
@@ -158,23 +165,32 @@ export class Heartbeat extends Deadline {
 
   stop(): void {
     DueList.remove(this);
+    if (this.#verdict !== null) clearImmediate(this.#verdict);
+    this.#verdict = null;
     this.#awaiting = null;
   }
 
   /** @internal The deadline came: a Ping is due, or the Pong is late. */
   onDue(): void {
     if (this.#awaiting !== null && this.#timeout > 0) {
-      this.#awaiting = null;
-      this.#actions.timedOut();
+      // The verdict waits for this turn's I/O: after a stall of the event loop (a long synchronous
+      // task), a Pong that arrived in time sits unread in the socket, and timers run before reads.
+      this.#verdict = setImmediate(Heartbeat.#judge, this);
       return;
     }
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(this.#sequence, 0);
-    this.#sequence = (this.#sequence + 1) >>> 0;
+    const payload = randomFillSync(Buffer.allocUnsafe(PING_PAYLOAD_BYTES));
     this.#awaiting = payload;
     this.#sentAt = performance.now();
     this.#arm(this.#timeout > 0 ? this.#timeout : this.#interval);
     this.#actions.ping(payload);
+  }
+
+  /** The verdict, shared by every heartbeat (it comes as the argument): no closure per connection. */
+  static #judge(heartbeat: Heartbeat): void {
+    heartbeat.#verdict = null;
+    if (heartbeat.#awaiting === null) return; // the Pong was read: pong() has armed the next Ping
+    heartbeat.#awaiting = null;
+    heartbeat.#actions.timedOut();
   }
 
   #arm(ms: number): void {

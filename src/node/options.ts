@@ -5,6 +5,7 @@ import { DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
 import type { HandshakeError } from '../protocol/errors.js';
 import type { ExtensionNegotiator } from '../protocol/handshake.js';
 import { compressionNegotiator, type PerMessageDeflateOptions } from '../protocol/deflate.js';
+import { ACCEPT_FIELDS, checkHeaderFields } from '../protocol/http.js';
 import type { IncomingMessage } from 'node:http';
 import type { OriginPolicy } from './origin.js';
 import type { TraceOption } from './trace.js';
@@ -30,7 +31,13 @@ export interface WebSocketOptions {
    * of docs/compression.md, `false` off, or its settings. Default true.
    */
   compression?: boolean | PerMessageDeflateOptions;
-  /** Extra headers on the 101 response. Default none. */
+  /**
+   * Extra headers on the 101 response. Checked when the options are resolved (acceptWebSocket,
+   * new WebSocketRouter, route()): a TypeError with `code` `ERR_INVALID_HTTP_TOKEN` (a name that
+   * is not a token), `ERR_INVALID_CHAR` (CR, LF or NUL in a value) or `ERR_HANDSHAKE_FIELD`
+   * (Upgrade, Connection, Sec-WebSocket-*, Content-Length, Transfer-Encoding: the handshake's own).
+   * Default none.
+   */
   headers?: Readonly<Record<string, string>>;
   /** Where errors thrown by onError and onClose are reported. Default `console`. */
   logger?: Logger;
@@ -128,6 +135,8 @@ export function resolveOptions(...layers: (WebSocketOptions | undefined)[]): Res
   for (const name of ['maxHeaders', 'maxConnections', 'maxConnectionsPerIp'] as const) {
     if (!Number.isInteger(options[name]) || options[name] < 0) throw new RangeError(`${name} must be a whole number (0: no limit)`);
   }
+  // RFC 9110 §5.1, §5.5: a bad field is a TypeError here, never a bad byte in the 101 (response splitting).
+  checkHeaderFields(options.headers, ACCEPT_FIELDS);
   if (options.slowConsumer !== 'close' && options.slowConsumer !== 'drop') throw new RangeError("slowConsumer must be 'close' or 'drop'");
   const origins: unknown = options.origins;
   if (!(origins === undefined || origins === '*' || typeof origins === 'function' || Array.isArray(origins))) {

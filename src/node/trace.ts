@@ -1,6 +1,6 @@
 // Watching the wire: one trace line per handshake and per frame (NODE_DEBUG=pef-ws, or the `trace`
-// option), and the node:diagnostics_channel channels pef-ws:open, pef-ws:close, pef-ws:error and
-// pef-ws:frame. Nothing is formatted, copied or published unless someone is watching.
+// option), and the node:diagnostics_channel channels pef-ws:open, pef-ws:close, pef-ws:error,
+// pef-ws:frame and pef-ws:backpressure. Nothing is formatted, copied or published unless someone is watching.
 
 import { channel } from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
@@ -79,7 +79,25 @@ export interface FrameMessage {
   readonly head: Buffer;
 }
 
+/**
+ * The message of `pef-ws:backpressure`: the server acted on a peer that does not read
+ * (docs/security.md). 'pause': Pongs were queued into a buffer past maxBufferedAmount, so reading
+ * stops until 'drain'; 'resume': reading goes on; 'drop': under slowConsumer 'drop', a send() was
+ * dropped. (Under 'close' the failure is a pef-ws:error with WS_ERR_SLOW_CONSUMER.)
+ */
+export interface BackpressureMessage {
+  /** The connection's number, as in pef-ws:open. */
+  readonly id: number;
+  /** The connection. */
+  readonly connection: WebSocketConnection;
+  /** What the server did. */
+  readonly action: 'pause' | 'resume' | 'drop';
+  /** Bytes waiting to be written at that moment (the connection's bufferedAmount). */
+  readonly bufferedAmount: number;
+}
+
 const openChannel = channel('pef-ws:open');
+const backpressureChannel = channel('pef-ws:backpressure');
 const closeChannel = channel('pef-ws:close');
 const errorChannel = channel('pef-ws:error');
 const frameChannel = channel('pef-ws:frame');
@@ -225,6 +243,15 @@ export class ConnectionTrace {
     if (print !== null) print(`#${this.id} closed code=${code} reason=${JSON.stringify(reason)}`);
     if (closeChannel.hasSubscribers && this.connection !== null) {
       closeChannel.publish({ id: this.id, connection: this.connection, code, reason } satisfies CloseMessage);
+    }
+  }
+
+  /** Reading paused or resumed, or a message dropped, because the peer does not read. */
+  backpressure(action: BackpressureMessage['action'], bufferedAmount: number): void {
+    const print = this.#print;
+    if (print !== null) print(`#${this.id} backpressure ${action} buffered=${bufferedAmount}`);
+    if (backpressureChannel.hasSubscribers && this.connection !== null) {
+      backpressureChannel.publish({ id: this.id, connection: this.connection, action, bufferedAmount } satisfies BackpressureMessage);
     }
   }
 

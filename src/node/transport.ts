@@ -74,6 +74,8 @@ export class WebSocketConnection {
   #pending = 0;
   #onSettled: (() => void) | null = null;
   #holdReading = false;
+  /** pause() holds reading until resume(). */
+  #userPaused = false;
 
   /** @internal Connections come from acceptWebSocket (or a router), which runs the handshake first. */
   constructor(
@@ -96,27 +98,58 @@ export class WebSocketConnection {
     this.extensions = extensions;
   }
 
-  /** Writes the 101 response; once it is flushed, opens: onOpen, then the head bytes, then reading. */
-  start(response: Buffer, head: Buffer): void {
+  /**
+   * Writes the 101 response; once it is flushed, opens: onOpen, then the head bytes, then reading.
+   * A client, whose handshake is over when it starts, passes null and opens at once.
+   */
+  start(response: Buffer | null, head: Buffer): void {
     const socket = this.#socket;
     socket.pause(); // nothing is read until onOpen has run
     // The listeners are shared by every connection and find theirs on the socket: no closures per connection.
     (socket as BoundSocket)[CONNECTION] = this;
     socket.on('error', WebSocketConnection.#socketErrorEvent);
     socket.on('close', WebSocketConnection.#socketClose);
+    if (response === null) return this.#open(head);
     socket.write(response, (error) => {
       if (error || this.#closed) return; // the peer vanished during the handshake: no hooks run
-      this.#opened = true;
-      this.#trace?.open();
-      this.#callHook('onOpen');
-      if (head.length !== 0) this.#onData(head);
-      if (this.#closed) return;
-      socket.on('data', WebSocketConnection.#socketData);
-      socket.on('end', WebSocketConnection.#socketEnd);
-      socket.on('drain', WebSocketConnection.#socketDrain);
-      socket.resume();
-      this.#startTimers();
+      this.#open(head);
     });
+  }
+
+  #open(head: Buffer): void {
+    const socket = this.#socket;
+    this.#opened = true;
+    this.#trace?.open();
+    this.#callHook('onOpen');
+    if (head.length !== 0) this.#onData(head);
+    if (this.#closed) return;
+    socket.on('data', WebSocketConnection.#socketData);
+    socket.on('end', WebSocketConnection.#socketEnd);
+    socket.on('drain', WebSocketConnection.#socketDrain);
+    if (!this.#userPaused) socket.resume();
+    this.#startTimers();
+  }
+
+  /**
+   * Stops reading from the peer until resume(): no onMessage runs meanwhile (called from onMessage,
+   * the next message waits) and TCP flow control holds the peer back. Pings are answered once
+   * reading resumes; the heartbeat's deadline still runs. A connection that ends while paused
+   * hands out what it had received before onClose.
+   */
+  pause(): void {
+    if (this.#userPaused) return;
+    this.#userPaused = true;
+    this.#socket.pause();
+  }
+
+  /** Reads again after pause(). */
+  resume(): void {
+    if (!this.#userPaused) return;
+    this.#userPaused = false;
+    if (!this.#opened || this.#closed) return;
+    if (!this.#readPaused && !this.#holdReading) this.#socket.resume();
+    // What was received before pause() and not yet handed out.
+    if (!this.#dispatching) this.#dispatch();
   }
 
   /** The round trip of the last heartbeat Ping in milliseconds; undefined before the first Pong. */
@@ -199,7 +232,7 @@ export class WebSocketConnection {
       this.#onSettled = null;
       this.#holdReading = false;
       this.close(code, reason);
-      if (!this.#readPaused && !this.#closed) this.#socket.resume();
+      if (!this.#readPaused && !this.#userPaused && !this.#closed) this.#socket.resume();
     };
     const timer = setTimeout(finish, this.#options.closeTimeout);
     timer.unref();
@@ -262,7 +295,8 @@ export class WebSocketConnection {
   #onDrainEvent(): void {
     if (this.#readPaused) {
       this.#readPaused = false;
-      if (!this.#holdReading) this.#socket.resume();
+      this.#trace?.backpressure('resume', this.bufferedAmount);
+      if (!this.#holdReading && !this.#userPaused) this.#socket.resume();
     }
     this.#maybeDrained();
   }
@@ -310,7 +344,8 @@ export class WebSocketConnection {
     this.#dispatching = true;
     try {
       let event: ConnectionEvent | undefined;
-      while ((event = conn.nextEvent()) !== undefined) this.#dispatchEvent(event);
+      // pause() stops the loop between messages: the rest waits in the core until resume().
+      while (!this.#userPaused && (event = conn.nextEvent()) !== undefined) this.#dispatchEvent(event);
     } finally {
       this.#dispatching = false;
       // The read is handled: the last text's bytes (kept so that an echo reuses them) are let go.
@@ -343,8 +378,13 @@ export class WebSocketConnection {
         // A hook's own failure was reported to onError already, as what it threw.
         if (event.error.code !== 'WS_ERR_HANDLER') this.#callHook('onError', event.error);
         break;
+      case 'close':
+        // The closing handshake is complete. A server ends TCP now; a client waits for the server
+        // to, and ends it itself after closeTimeout (§7.1.1).
+        this.#armCloseTimer();
+        break;
       default:
-        // ping (the core queued the pong), pong, close (onClose follows when the socket closes)
+        // ping (the core queued the pong); onClose follows when the socket closes
         break;
     }
   }
@@ -458,6 +498,8 @@ export class WebSocketConnection {
           `peer does not read: over ${this.#options.maxBufferedAmount} bytes wait to be written`,
         ),
       );
+    } else {
+      this.#trace?.backpressure('drop', this.bufferedAmount);
     }
     return false;
   }
@@ -473,6 +515,7 @@ export class WebSocketConnection {
     if (this.#readPaused || !this.#socket.writableNeedDrain) return;
     this.#readPaused = true;
     this.#socket.pause();
+    this.#trace?.backpressure('pause', this.bufferedAmount);
   }
 
   /**

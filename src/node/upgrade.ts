@@ -47,21 +47,31 @@ function sameOptions(a: ResolvedOptions, b: ResolvedOptions): boolean {
   return true;
 }
 
+/** A WebSocketHandler passed as hooks (to acceptWebSocket or connect) gets its connection, so `this.send` works. */
+export function bindHandler(hooks: WebSocketHooks, ws: WebSocketConnection): void {
+  if (HANDLER_BRAND in hooks) (hooks as Record<symbol, unknown>)[HANDLER_CONNECTION] = ws;
+}
+
 /**
  * Answers an upgrade request that will not become a WebSocket: the status, its headers and a
- * one-line body, then the socket is ended (and destroyed once the response is out).
+ * one-line body, then the socket is ended (and destroyed once the response is out). The response
+ * is checked before anything is written (see rejectResponse): RangeError
+ * `ERR_HTTP_INVALID_STATUS_CODE` for a status outside 300-599, TypeError (`code`
+ * `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`, `ERR_HANDSHAKE_FIELD` or `ERR_REQUIRED_FIELD`) for
+ * a header that cannot be written or a field the status requires and lacks (405 Allow, 426 Upgrade).
  */
 export function rejectUpgrade(
   socket: Duplex,
   error: Pick<HandshakeError, 'status' | 'message' | 'headers'>,
 ): void {
+  const response = rejectResponse(error);
   socket.on('error', ignore);
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   socket.once('finish', () => socket.destroy());
-  socket.end(rejectResponse(error));
+  socket.end(response);
 }
 
 /**
@@ -123,7 +133,7 @@ export function acceptWebSocket(
   const conn = new Connection({ maxPayload: resolved.maxPayload, extension: handshake.extension, onFrame: trace.onFrame });
   const ws = new WebSocketConnection(socket, conn, hooks, request, handshake.protocol, handshake.extensions, resolved, trace);
   trace.connection = ws;
-  if (HANDLER_BRAND in hooks) (hooks as Record<symbol, unknown>)[HANDLER_CONNECTION] = ws;
+  bindHandler(hooks, ws);
   ws.start(handshake.response, head);
   return ws;
 }

@@ -103,17 +103,53 @@ const VIEW_PAYLOAD_MIN = 4 * 1024;
 const TEXT_PIECES_MIN = 64 * 1024;
 /** A message in assembly keeps at most this many pieces as views before it copies them together. */
 const MAX_VIEW_PIECES = 64;
+/**
+ * A view pins the whole read it came from. A piece kept once its read has been parsed stays a view
+ * only while that read (its backing ArrayBuffer) is at most VIEW_PIN_FACTOR times the piece, or at
+ * most VIEW_PIN_SLACK bytes larger; otherwise it is copied out. Sixty 1-byte fragments, each at
+ * the start of its own 64 KiB read, pinned 3.75 MiB for a 60-byte message.
+ */
+const VIEW_PIN_FACTOR = 4;
+const VIEW_PIN_SLACK = 1024;
+
+/** The piece itself, or a copy with a backing of its own size when it pins a much larger read. */
+function unpinned(piece: Buffer): Buffer {
+  const backing = piece.buffer.byteLength;
+  if (backing <= VIEW_PIN_FACTOR * piece.length || backing - piece.length <= VIEW_PIN_SLACK) return piece;
+  const copy = Buffer.allocUnsafeSlow(piece.length);
+  piece.copy(copy);
+  return copy;
+}
 
 /**
- * Pieces of a message in assembly. Holds views while they are few; beyond MAX_VIEW_PIECES it copies
- * into one growing buffer, so memory stays within twice the message's bytes however many frames
- * (even empty ones) carry it.
+ * Pieces of a message (or control frame) in assembly. Holds views while they are few; beyond
+ * MAX_VIEW_PIECES it copies into one growing buffer, so memory stays within twice the message's
+ * bytes however many frames (even empty ones) carry it. Views kept past the end of their read are
+ * copied out when they would pin far more than themselves (unpin).
  */
 class PieceBuffer {
   pieces: Buffer[] = [];
   bytes = 0;
   #grow: Buffer | null = null;
   #growUsed = 0;
+
+  /** The input has been parsed to its end: views that would pin a much larger read are copied out. */
+  unpin(): void {
+    const pieces = this.pieces;
+    for (let i = 0; i < pieces.length; i++) pieces[i] = unpinned(pieces[i]!);
+  }
+
+  /** Bytes of memory held: each backing ArrayBuffer of a view once, and the growing buffer. */
+  get retainedBytes(): number {
+    const backings = new Set<ArrayBufferLike>();
+    let bytes = this.#grow === null ? 0 : this.#grow.length;
+    for (const piece of this.pieces) {
+      if (backings.has(piece.buffer)) continue;
+      backings.add(piece.buffer);
+      bytes += piece.buffer.byteLength;
+    }
+    return bytes;
+  }
 
   push(piece: Buffer): void {
     if (piece.length === 0) return;
@@ -263,6 +299,16 @@ export class Connection implements FrameSink {
   /** True once the I/O layer should end the transport (§7.1.1: the server closes TCP first). */
   get endTransport(): boolean {
     return this.#endTransport;
+  }
+
+  /**
+   * Bytes of memory held for input in progress: the pieces of a message (or control frame) still
+   * in assembly, counted by the buffers that back them (a view counts its whole read, once), and
+   * the buffer a many-piece message is copied into. At most about twice the message's bytes
+   * (docs/security.md); 0 between messages.
+   */
+  get retainedBytes(): number {
+    return this.#message.retainedBytes + (this.#control === null ? 0 : this.#control.retainedBytes);
   }
 
   /** Bytes queued by the connection and not yet taken by takeOutput(). */
@@ -647,6 +693,14 @@ export class Connection implements FrameSink {
   /** @internal */
   onFrameError(error: ProtocolError): void {
     this.fail(error);
+  }
+
+  /** @internal */
+  onInputEnd(): void {
+    // Pieces kept past their read are copied out when they would pin it (the read itself, 64 KiB,
+    // for a 1-byte fragment): the message, and a control frame split across reads.
+    if (this.#message.pieces.length !== 0) this.#message.unpin();
+    if (this.#control !== null && this.#control.pieces.length !== 0) this.#control.unpin();
   }
 
   #controlFrame(opcode: number, data: Buffer): boolean {

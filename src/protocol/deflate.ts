@@ -257,6 +257,14 @@ function checkOptions(options: PerMessageDeflateOptions): Required<PerMessageDef
   return o;
 }
 
+/** The extension for what the negotiation agreed, with the settings' compressor tuning. */
+function agreedExtension(
+  o: Readonly<Required<PerMessageDeflateOptions>>,
+  agreed: Pick<DeflateParams, 'ownWindowBits' | 'ownNoContextTakeover' | 'peerWindowBits' | 'peerNoContextTakeover'>,
+): PerMessageDeflate {
+  return new PerMessageDeflate({ ...agreed, threshold: o.threshold, level: o.level, memLevel: o.memLevel });
+}
+
 /** The server's side of permessage-deflate negotiation (RFC 7692 §5, §7.1). */
 export class PerMessageDeflateNegotiator implements ExtensionNegotiator {
   readonly name = PERMESSAGE_DEFLATE;
@@ -345,15 +353,7 @@ export class PerMessageDeflateNegotiator implements ExtensionNegotiator {
       peerWindowBits = Math.min(clientMaxWindowBits === true ? 15 : clientMaxWindowBits, o.clientMaxWindowBits);
       response.push(`client_max_window_bits=${peerWindowBits}`);
     }
-    const extension = new PerMessageDeflate({
-      ownWindowBits,
-      ownNoContextTakeover,
-      peerWindowBits,
-      peerNoContextTakeover,
-      threshold: o.threshold,
-      level: o.level,
-      memLevel: o.memLevel,
-    });
+    const extension = agreedExtension(o, { ownWindowBits, ownNoContextTakeover, peerWindowBits, peerNoContextTakeover });
     return { response: response.join('; '), extension };
   }
 }
@@ -395,4 +395,89 @@ export function withCompression(
   const negotiator = compressionNegotiator(compression);
   if (negotiator === null || extensions.some((e) => e.name === PERMESSAGE_DEFLATE)) return extensions;
   return extensions.length === 0 ? [negotiator] : [negotiator, ...extensions];
+}
+
+// ------------------------------------------------------------------------------ the client's side
+
+/**
+ * The client's side of permessage-deflate (RFC 7692 §5, §7.1): one offer made from the same settings
+ * object a server takes (`serverMaxWindowBits` is then the window we ask the server to keep at most,
+ * `clientMaxWindowBits` our own), and the check of the server's answer to it.
+ */
+export class PerMessageDeflateOffer {
+  /** The settings, checked, with defaults filled in. */
+  readonly options: Readonly<Required<PerMessageDeflateOptions>>;
+  /** The offer, as one element of Sec-WebSocket-Extensions. */
+  readonly header: string;
+
+  /** Throws RangeError or TypeError for settings out of range. */
+  constructor(options: PerMessageDeflateOptions = {}) {
+    const o = (this.options = checkOptions(options));
+    const parts = [PERMESSAGE_DEFLATE];
+    if (o.serverNoContextTakeover) parts.push('server_no_context_takeover');
+    if (o.clientNoContextTakeover) parts.push('client_no_context_takeover');
+    // §7.1.2.1: a window below the maximum is asked of the server; 15 is what it has without asking.
+    if (o.serverMaxWindowBits < 15) parts.push(`server_max_window_bits=${o.serverMaxWindowBits}`);
+    // §7.1.2.2: offered without a value, it only says the server may ask us for a smaller window.
+    parts.push(o.clientMaxWindowBits < 15 ? `client_max_window_bits=${o.clientMaxWindowBits}` : 'client_max_window_bits');
+    this.header = parts.join('; ');
+  }
+
+  /**
+   * Checks the server's permessage-deflate response element (§7.1) and returns the extension to run,
+   * or the reason the client must fail the connection: an unknown or repeated parameter, a value
+   * that is not allowed, a server window larger than the one offered, or server_no_context_takeover offered
+   * and not answered (§7.1.1.1: a server that cannot honour it declines the whole offer).
+   */
+  accept(params: ExtensionOffer['params']): PerMessageDeflate | string {
+    const o = this.options;
+    let peerNoContextTakeover = false;
+    let ownNoContextTakeover = o.clientNoContextTakeover;
+    let peerWindowBits = 15;
+    let ownWindowBits = o.clientMaxWindowBits;
+    const seen = new Set<string>();
+    for (const [name, value] of params) {
+      if (seen.has(name)) return `parameter ${name} repeated`;
+      seen.add(name);
+      switch (name) {
+        case 'server_no_context_takeover':
+        case 'client_no_context_takeover':
+          // §7.1.1: these parameters have no value.
+          if (value !== true) return `parameter ${name} takes no value`;
+          if (name === 'server_no_context_takeover') peerNoContextTakeover = true;
+          else ownNoContextTakeover = true; // §7.1.1.2: the server may ask this of us, offered or not
+          break;
+        case 'server_max_window_bits':
+        case 'client_max_window_bits': {
+          // §7.1.2: in a response both carry a value, 8-15.
+          if (value === true || !WINDOW_BITS.test(value)) return `parameter ${name} needs a value from 8 to 15`;
+          const bits = Number(value);
+          if (name === 'server_max_window_bits') {
+            // §7.1.2.1: the same or a smaller value than offered.
+            if (o.serverMaxWindowBits < 15 && bits > o.serverMaxWindowBits) return `server_max_window_bits=${bits} is more than the ${o.serverMaxWindowBits} offered`;
+            peerWindowBits = bits;
+          } else {
+            // §7.1.2.2: the server may ignore the value we offered, so a larger one is no error; we
+            // compress with the smaller of the two (Autobahn 13.4 and 13.6 answer 15 to an offer of 12).
+            ownWindowBits = Math.min(ownWindowBits, bits);
+          }
+          break;
+        }
+        default:
+          return `unknown parameter ${name}`;
+      }
+    }
+    if (o.serverNoContextTakeover && !peerNoContextTakeover) return 'server_no_context_takeover was offered and not accepted';
+    return agreedExtension(o, { ownWindowBits, ownNoContextTakeover, peerWindowBits, peerNoContextTakeover });
+  }
+}
+
+/** The client's offer for a `compression` option (`true`: the defaults, `false`: none). Throws for settings out of range. */
+export function compressionOffer(compression: boolean | PerMessageDeflateOptions | undefined): PerMessageDeflateOffer | null {
+  if (compression === false) return null;
+  if (compression === true || compression === undefined) return new PerMessageDeflateOffer();
+  if (typeof compression !== 'object' || compression === null) {
+    throw new TypeError('compression must be true, false or an object of permessage-deflate settings');
+  }
+  return new PerMessageDeflateOffer(compression);
 }

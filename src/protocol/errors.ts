@@ -3,6 +3,7 @@
 // every refused opening handshake is a HandshakeError carrying its HTTP status.
 
 import { CloseCode } from './constants.js';
+import { checkRefusal } from './http.js';
 
 /** Stable codes of protocol failures. Their text never changes once released. */
 export type ProtocolErrorCode =
@@ -26,7 +27,8 @@ export type ProtocolErrorCode =
   | 'WS_ERR_SLOW_CONSUMER'
   | 'WS_ERR_HEARTBEAT_TIMEOUT'
   | 'WS_ERR_HANDLER'
-  | 'WS_ERR_INTERNAL';
+  | 'WS_ERR_INTERNAL'
+  | 'WS_ERR_ABNORMAL_CLOSURE';
 
 /** A violation that fails the connection (RFC 6455 §7.1.7) with `closeCode`. */
 export class ProtocolError extends Error {
@@ -49,11 +51,16 @@ export function protocolViolation(code: ProtocolErrorCode, message: string): Pro
   return new ProtocolError(code, CloseCode.ProtocolError, message);
 }
 
+const EMPTY_BODY = Buffer.alloc(0);
+
 /** Stable codes of refused opening handshakes. */
 export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_METHOD'
   | 'WS_ERR_HANDSHAKE_HTTP_VERSION'
   | 'WS_ERR_HANDSHAKE_HOST'
+  | 'WS_ERR_HANDSHAKE_HOST_DUPLICATE'
+  | 'WS_ERR_HANDSHAKE_CONTENT'
+  | 'WS_ERR_HANDSHAKE_EXPECT'
   | 'WS_ERR_HANDSHAKE_UPGRADE'
   | 'WS_ERR_HANDSHAKE_CONNECTION'
   | 'WS_ERR_HANDSHAKE_KEY'
@@ -64,9 +71,41 @@ export type HandshakeErrorCode =
   | 'WS_ERR_HANDSHAKE_FULL'
   | 'WS_ERR_HANDSHAKE_IP_LIMIT'
   | 'WS_ERR_HANDSHAKE_HEADERS'
-  | 'WS_ERR_HANDSHAKE_REJECTED';
+  | 'WS_ERR_HANDSHAKE_REJECTED'
+  // The client's side (RFC 6455 §4.1, §4.2.2): the server's response was not a valid 101.
+  | 'WS_ERR_HANDSHAKE_RESPONSE'
+  | 'WS_ERR_HANDSHAKE_STATUS'
+  | 'WS_ERR_HANDSHAKE_REDIRECT'
+  | 'WS_ERR_HANDSHAKE_ACCEPT'
+  | 'WS_ERR_HANDSHAKE_EXTENSION'
+  | 'WS_ERR_HANDSHAKE_TIMEOUT'
+  | 'WS_ERR_HANDSHAKE_CLOSED'
+  | 'WS_ERR_HANDSHAKE_ABORTED';
 
-/** A refused opening handshake (RFC 6455 §4.2.1): answered with `status`, `headers` and `message` as the body. */
+/** The codes of a client's failed handshake: the server's response, never written by us. */
+const CLIENT_CODES: ReadonlySet<HandshakeErrorCode> = new Set<HandshakeErrorCode>([
+  'WS_ERR_HANDSHAKE_RESPONSE',
+  'WS_ERR_HANDSHAKE_STATUS',
+  'WS_ERR_HANDSHAKE_REDIRECT',
+  'WS_ERR_HANDSHAKE_ACCEPT',
+  'WS_ERR_HANDSHAKE_EXTENSION',
+  'WS_ERR_HANDSHAKE_TIMEOUT',
+  'WS_ERR_HANDSHAKE_CLOSED',
+  'WS_ERR_HANDSHAKE_ABORTED',
+]);
+
+/**
+ * A failed opening handshake.
+ * - On a server (RFC 6455 §4.2.1) it is a refusal, answered with `status`, `headers` and `message` as
+ *   the body. The constructor checks what will be written (see checkRefusal in protocol/http.ts):
+ *   RangeError `ERR_HTTP_INVALID_STATUS_CODE` for a status outside 300-599; TypeError
+ *   (InvalidHeaderError) with `code` `ERR_INVALID_HTTP_TOKEN`, `ERR_INVALID_CHAR`, `ERR_HANDSHAKE_FIELD`
+ *   (Connection, Content-Length, Content-Type, Transfer-Encoding, Sec-WebSocket-Accept) or
+ *   `ERR_REQUIRED_FIELD` (e.g. a 405 without Allow, a 401 without WWW-Authenticate, a 426 without Upgrade).
+ * - On a client (§4.1), with one of the client's codes, it says why the server's response is not a
+ *   valid 101: `status` is the response's status (0 when none arrived), `headers` its header fields
+ *   (names in lower case) and `body` the first bytes of its body. Nothing is checked: it is never written.
+ */
 export class HandshakeError extends Error {
   /** Always 'HandshakeError'. */
   override readonly name = 'HandshakeError';
@@ -76,11 +115,18 @@ export class HandshakeError extends Error {
   readonly status: number;
   /** Extra response headers, e.g. `Allow: GET` with 405 or `Sec-WebSocket-Version: 13` with 426. */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Client side: the first bytes (at most 512) of the response's body, or, when the server closed
+   * the connection inside the response head (WS_ERR_HANDSHAKE_CLOSED), of what it sent. Empty on a server.
+   */
+  readonly body: Buffer;
 
-  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}) {
+  constructor(code: HandshakeErrorCode, status: number, message: string, headers: Record<string, string> = {}, body: Buffer = EMPTY_BODY) {
+    if (!CLIENT_CODES.has(code)) checkRefusal(status, headers);
     super(message);
     this.code = code;
     this.status = status;
     this.headers = headers;
+    this.body = body;
   }
 }

@@ -6,6 +6,9 @@ import { createHash } from 'node:crypto';
 import { WEBSOCKET_GUID, WEBSOCKET_VERSION } from './constants.js';
 import { HandshakeError } from './errors.js';
 import { isToken } from './extensions.js';
+import { ACCEPT_FIELDS, checkHeaderFields, checkRefusal, headerHasToken, responseHead } from './http.js';
+
+export { headerHasToken };
 import type { MessageExtension } from './connection.js';
 
 /** The parts of an HTTP request the handshake reads; node:http's IncomingMessage fits. */
@@ -16,6 +19,11 @@ export interface UpgradeRequest {
   readonly httpVersion?: string | undefined;
   /** Header names in lower case; repeated headers joined with ', ' (as node:http does). */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * The fields as received, name and value alternating (node:http's `rawHeaders`): where a field
+   * sent twice is seen even when `headers` kept only one (Host). Optional.
+   */
+  readonly rawHeaders?: readonly string[] | undefined;
 }
 
 /** An extension that can be negotiated through Sec-WebSocket-Extensions (§9.1). */
@@ -38,7 +46,7 @@ export interface HandshakeOptions {
   selectProtocol?: ((offered: readonly string[]) => string | null | undefined | HandshakeError) | undefined;
   /** Extensions the server supports, in order of preference. Default none. */
   extensions?: readonly ExtensionNegotiator[] | undefined;
-  /** Extra headers for the 101 response. Default none. */
+  /** Extra headers for the 101 response, checked by checkHeaderFields with ACCEPT_FIELDS owned. Default none. */
   headers?: Readonly<Record<string, string>> | undefined;
 }
 
@@ -52,23 +60,16 @@ export interface AcceptedHandshake {
   readonly extensions: string;
   /** The negotiated extension, to pass to the Connection; null for none. */
   readonly extension: MessageExtension | null;
-  /** The whole 101 response, status line to the blank line. */
+  /**
+   * The whole 101 response, status line to the blank line; after an interim
+   * `HTTP/1.1 100 Continue` when the request had `Expect: 100-continue` (RFC 9110 §7.8).
+   */
   readonly response: Buffer;
 }
 
 /** Sec-WebSocket-Accept for a key (§4.2.2 step 5.4): base64 of SHA-1 of the key and the GUID. */
 export function acceptKey(key: string): string {
   return createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
-}
-
-/** Whether a comma-separated header value lists `token`, compared without regard to case (§4.2.1). */
-export function headerHasToken(value: string | undefined, token: string): boolean {
-  if (value === undefined) return false;
-  const wanted = token.toLowerCase();
-  for (const part of value.split(',')) {
-    if (part.trim().toLowerCase() === wanted) return true;
-  }
-  return false;
 }
 
 /** 16 bytes in base64: 22 characters of the alphabet and the '==' padding (§4.2.1 item 5). */
@@ -109,10 +110,33 @@ export function acceptHandshake(request: UpgradeRequest, options: HandshakeOptio
       return new HandshakeError('WS_ERR_HANDSHAKE_HTTP_VERSION', 400, 'WebSocket upgrade requires HTTP/1.1 or later');
     }
   }
-  // §4.2.1 item 2: a Host header field.
+  // §4.2.1 item 2: a Host header field; RFC 9112 §3.2: a request with more than one gets 400
+  // (node:http keeps the first in `headers`, so they are counted in rawHeaders).
   const host = single(headers['host']);
   if (host === undefined || host.trim() === '') {
     return new HandshakeError('WS_ERR_HANDSHAKE_HOST', 400, 'missing Host header');
+  }
+  if (request.rawHeaders !== undefined && countFields(request.rawHeaders, 'host') > 1) {
+    return new HandshakeError('WS_ERR_HANDSHAKE_HOST_DUPLICATE', 400, 'more than one Host header');
+  }
+  // RFC 9110 §7.8: the client may use the new protocol only once it has sent the whole request,
+  // so what follows the head must be frames. A request with content (RFC 9112 §6.1-§6.3) is
+  // refused before any of it is read: parsed as frames, it would be a message nobody sent as one
+  // (behind a proxy that forwards content, a smuggling vector).
+  const length = single(headers['content-length']);
+  if (headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0')) {
+    return new HandshakeError('WS_ERR_HANDSHAKE_CONTENT', 400, 'an upgrade request cannot carry content');
+  }
+  // RFC 9110 §10.1.1: 100-continue is the only expectation defined; others may get 417. §7.8: a
+  // server that receives both Upgrade and 100-continue sends 100 before 101 (see below).
+  const expect = single(headers['expect']);
+  let interim = false;
+  if (expect !== undefined) {
+    for (const part of expect.split(',')) {
+      const element = part.trim().toLowerCase();
+      if (element === '100-continue') interim = true;
+      else if (element !== '') return new HandshakeError('WS_ERR_HANDSHAKE_EXPECT', 417, 'the only expectation supported is 100-continue');
+    }
   }
   // §4.2.1 items 3-4: Upgrade containing "websocket", Connection containing "Upgrade".
   if (!headerHasToken(single(headers['upgrade']), 'websocket')) {
@@ -125,6 +149,7 @@ export function acceptHandshake(request: UpgradeRequest, options: HandshakeOptio
   const version = single(headers['sec-websocket-version']);
   if (version === undefined || version.trim() !== WEBSOCKET_VERSION) {
     return new HandshakeError('WS_ERR_HANDSHAKE_VERSION', 426, 'unsupported Sec-WebSocket-Version; this server speaks 13', {
+      Upgrade: 'websocket',
       'Sec-WebSocket-Version': WEBSOCKET_VERSION,
     });
   }
@@ -162,49 +187,58 @@ export function acceptHandshake(request: UpgradeRequest, options: HandshakeOptio
     }
   }
 
-  return { key, protocol, extensions, extension, response: acceptResponse(key, protocol, extensions, options.headers) };
+  const accept = acceptResponse(key, protocol, extensions, options.headers);
+  const response = interim ? Buffer.concat([CONTINUE, accept]) : accept;
+  return { key, protocol, extensions, extension, response };
 }
 
-/** The 101 Switching Protocols response (§4.2.2 step 5). */
+/** The interim response owed to `Expect: 100-continue` before the 101 (RFC 9110 §7.8, §15.2.1). */
+const CONTINUE = Buffer.from(responseHead(100, {}), 'latin1');
+
+/** How many fields named `name` (lower case) a rawHeaders list holds. */
+function countFields(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) count++;
+  return count;
+}
+
+/**
+ * The 101 Switching Protocols response (§4.2.2 step 5). `headers` are the application's extra
+ * fields: InvalidHeaderError (a TypeError) for a name that is not a token, a value with CR, LF or
+ * NUL, or a field the handshake writes itself (ACCEPT_FIELDS).
+ */
 export function acceptResponse(
   key: string,
   protocol = '',
   extensions = '',
   headers: Readonly<Record<string, string>> = {},
 ): Buffer {
-  let head =
-    'HTTP/1.1 101 Switching Protocols\r\n' +
-    'Upgrade: websocket\r\n' +
-    'Connection: Upgrade\r\n' +
-    `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n`;
-  if (protocol !== '') head += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
-  if (extensions !== '') head += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
-  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
-  return Buffer.from(head + '\r\n', 'latin1');
+  checkHeaderFields(headers, ACCEPT_FIELDS);
+  const fields: Record<string, string> = {
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Accept': acceptKey(key),
+  };
+  if (protocol !== '') fields['Sec-WebSocket-Protocol'] = protocol;
+  if (extensions !== '') fields['Sec-WebSocket-Extensions'] = extensions;
+  return Buffer.from(responseHead(101, Object.assign(fields, headers)), 'latin1');
 }
 
-const REASONS: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  426: 'Upgrade Required',
-  429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
-/** The HTTP response refusing a handshake: its status, headers and a one-line body; the connection closes. */
+/**
+ * The HTTP response refusing a handshake: its status, headers and a one-line body; the connection
+ * closes. The one path every refusal takes: checkRefusal runs first, so a bad status (RangeError
+ * `ERR_HTTP_INVALID_STATUS_CODE`), a bad or owned field, or a field the status requires and lacks
+ * (TypeError, see InvalidHeaderError) throws here, before a byte is written. A refusal carrying
+ * Upgrade (a 426) lists "upgrade" in Connection too (RFC 9110 §7.8).
+ */
 export function rejectResponse(error: Pick<HandshakeError, 'status' | 'message' | 'headers'>): Buffer {
+  checkRefusal(error.status, error.headers);
   const body = Buffer.from(`${error.message}\n`, 'utf8');
-  let head =
-    `HTTP/1.1 ${error.status} ${REASONS[error.status] ?? 'Error'}\r\n` +
-    'Connection: close\r\n' +
-    'Content-Type: text/plain; charset=utf-8\r\n' +
-    `Content-Length: ${body.length}\r\n`;
-  for (const [name, value] of Object.entries(error.headers)) head += `${name}: ${value}\r\n`;
-  return Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), body]);
+  const upgrade = Object.keys(error.headers).some((name) => name.toLowerCase() === 'upgrade');
+  const fields: Record<string, string> = {
+    Connection: upgrade ? 'Upgrade, close' : 'close',
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': String(body.length),
+  };
+  return Buffer.concat([Buffer.from(responseHead(error.status, Object.assign(fields, error.headers)), 'latin1'), body]);
 }

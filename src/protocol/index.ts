@@ -10,3 +10,4 @@ export * from './handshake.js';
 export * from './extensions.js';
 export * from './deflate.js';
 export * from './http.js';
+export * from './client-handshake.js';

@@ -21,6 +21,11 @@ export interface FrameSink {
   onFrameEnd(): boolean;
   /** The input broke a framing rule; the parser has stopped. */
   onFrameError(error: ProtocolError): void;
+  /**
+   * Every byte pushed so far has been parsed (the parser needs more input). Views of the input the
+   * sink still keeps (a frame or message in progress) would pin it from here on. Optional.
+   */
+  onInputEnd?(): void;
 }
 
 /** How a FrameParser reads frames. */
@@ -122,6 +127,7 @@ export class FrameParser {
       this.#chunk = this.#queue.length === 0 ? null : this.#queue.shift()!;
       this.#pos = 0;
     }
+    if (this.#state !== STOPPED) this.#sink.onInputEnd?.();
   }
 
   /** Parses `chunk` from `pos`. Returns true when the sink paused the parser before the chunk's end. */

@@ -7,7 +7,10 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { RawClient, parseFrame, type ReadFrame } from '../helpers/net.js';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
-import { Heartbeat, IdleTimer } from '../../src/node/heartbeat.js';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
+import { Heartbeat, IdleTimer, PING_PAYLOAD_BYTES } from '../../src/node/heartbeat.js';
+import type { FrameMessage } from '../../src/node/trace.js';
 import { resolveOptions } from '../../src/node/options.js';
 import { assertNoLeaks, assertProtocolError, bystander, cleanup, handles, startEchoServer, trackTimers } from './helpers.js';
 
@@ -23,28 +26,31 @@ function framesOf(bytes: Buffer): ReadFrame[] {
 describe('Heartbeat on a live server', () => {
   afterEach(cleanup);
 
+  // The deadline is generous (2 s) because the bystander must answer in time however busy the
+  // machine is; only the silent client can miss it.
   test('a client that never answers a Ping is failed with 1011 and destroyed, while a bystander echoes on', async () => {
     const before = handles();
     const timers = trackTimers();
-    const echo = await startEchoServer({ heartbeatInterval: 100, heartbeatTimeout: 200 });
+    const echo = await startEchoServer({ heartbeatInterval: 100, heartbeatTimeout: 2000 });
     const { client } = await RawClient.open(echo.port);
     const [rest, echoed] = await Promise.all([client.readToEnd(), bystander(echo.port, 31, 100)]);
     assert.equal(echoed, 100);
-    // What the silent client saw: one Ping with the heartbeat's first sequence number, then Close 1011.
+    // What the silent client saw: one Ping with 8 random bytes, then Close 1011.
     const frames = framesOf(rest);
     assert.deepEqual(
-      frames.map((f) => [f.opcode, f.payload.toString('hex')]),
+      frames.map((f) => [f.opcode, f.payload.length]),
       [
-        [Opcode.Ping, '00000000'],
-        [Opcode.Close, '03f3'],
+        [Opcode.Ping, PING_PAYLOAD_BYTES],
+        [Opcode.Close, 2],
       ],
     );
+    assert.equal(frames[1]!.payload.toString('hex'), '03f3');
     const ended = await echo.waitEnded(2);
     const silent = ended.find((e) => e.code !== CloseCode.Normal)!;
     assert.equal(silent.code, CloseCode.InternalError);
     assert.equal(silent.errors.length, 1);
     assertProtocolError(silent.errors[0], 'WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError);
-    assert.equal(silent.errors[0]!.message, 'no Pong within 200 ms');
+    assert.equal(silent.errors[0]!.message, 'no Pong within 2000 ms');
     await client.waitClosed();
     await echo.close();
     await assertNoLeaks(before);
@@ -78,8 +84,43 @@ describe('Heartbeat on a live server', () => {
     await echo.close();
   });
 
+  // Root cause: Ping payloads were a counter from 0, so a peer that never reads answered each Ping
+  // it could not see with the next number and lived forever. The clock is mocked and each Pong is
+  // sent just after its Ping and read before the next tick, the attacker's best case.
+  test('a blind Ponger (Pongs 0, 1, 2, … sent without reading) kept itself alive against counter payloads; now it is reaped', async (t) => {
+    let read: () => void = () => {};
+    const onFrame = (m: unknown): void => {
+      const frame = m as FrameMessage;
+      if (frame.direction === 'in' && frame.opcode === Opcode.Pong) read();
+    };
+    subscribe('pef-ws:frame', onFrame);
+    mockClock(t);
+    const echo = await startEchoServer({ heartbeatInterval: 1000, heartbeatTimeout: 1000 });
+    const { client } = await RawClient.open(echo.port);
+    client.socket.pause(); // never reads
+    const over = echo.waitEnded(1);
+    for (let i = 0; i < 3 && echo.ended.length === 0; i++) {
+      t.mock.timers.tick(1000); // Ping i is out (or its deadline has passed)
+      if (echo.open.size === 0) break;
+      const payload = Buffer.alloc(4);
+      payload.writeUInt32BE(i, 0);
+      const pongRead = new Promise<void>((resolve) => (read = resolve));
+      client.sendFrame(Opcode.Pong, payload);
+      await Promise.race([pongRead, over]);
+    }
+    assert.equal(echo.open.size, 0, 'the blind Ponger was reaped');
+    const [ended] = await over;
+    t.mock.timers.reset();
+    unsubscribe('pef-ws:frame', onFrame);
+    assert.equal(ended!.code, CloseCode.InternalError);
+    assertProtocolError(ended!.errors[0], 'WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError);
+    client.destroy();
+    await echo.close();
+  });
+
   test('a client that answers Pings stays open across many intervals and its latency is known', async () => {
-    const echo = await startEchoServer({ heartbeatInterval: 20, heartbeatTimeout: 1000 });
+    // A 30 s deadline: a live client must never miss it, however busy the machine.
+    const echo = await startEchoServer({ heartbeatInterval: 20, heartbeatTimeout: 30_000 });
     const ws = new WebSocket(`ws://127.0.0.1:${echo.port}/`);
     let pings = 0;
     ws.on('ping', () => pings++);
@@ -87,7 +128,7 @@ describe('Heartbeat on a live server', () => {
     const [server] = [...echo.open];
     assert.equal(server!.latency, undefined, 'no round trip before the first Pong');
     while (pings < 5) await new Promise((resolve) => ws.once('ping', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 5)); // the last Pong reaches the server
+    // Ping n+1 goes out only once the Pong of Ping n was read: the latency is known by now.
     assert.equal(echo.open.size, 1);
     assert.equal(typeof server!.latency, 'number');
     assert.ok(server!.latency! >= 0);
@@ -97,12 +138,22 @@ describe('Heartbeat on a live server', () => {
     await echo.close();
   });
 
-  test('idleTimeout closes a connection with no messages with 1001, and messages keep another open', async () => {
+  // On a mocked clock (timers and performance.now): with real time a stall of the machine longer
+  // than the timeout between two chatter messages closed the busy connection too.
+  test('idleTimeout closes a connection with no messages with 1001, and messages keep another open', async (t) => {
+    let now = performance.now();
+    t.mock.method(performance, 'now', () => now);
+    mockClock(t);
     const echo = await startEchoServer({ idleTimeout: 1000, heartbeatInterval: 0 });
     const idle = await RawClient.open(echo.port);
     const busy = new WebSocket(`ws://127.0.0.1:${echo.port}/`);
     await new Promise((resolve, reject) => busy.once('open', resolve).once('error', reject));
-    const chatter = setInterval(() => busy.send('still here'), 50);
+    now += 600;
+    t.mock.timers.tick(600);
+    busy.send('still here'); // activity at 600 ms, and its echo
+    await new Promise((resolve) => busy.once('message', resolve));
+    now += 400;
+    t.mock.timers.tick(400); // 1000 ms: the idle one is closed, the busy one has been idle 400 ms
     const close = await idle.client.readFrame();
     assert.equal(close.opcode, Opcode.Close);
     assert.equal(close.payload.readUInt16BE(0), CloseCode.GoingAway);
@@ -112,7 +163,7 @@ describe('Heartbeat on a live server', () => {
     const [ended] = await echo.waitEnded(1);
     assert.deepEqual(ended, { code: CloseCode.GoingAway, reason: '', errors: [] });
     assert.equal(echo.open.size, 1, 'the busy connection is still open');
-    clearInterval(chatter);
+    t.mock.timers.reset();
     await new Promise((resolve) => busy.once('close', resolve).close(1000));
     await echo.close();
   });
@@ -127,8 +178,13 @@ function mockClock(t: TestContext): void {
   t.mock.method(performance, 'now', () => Date.now());
 }
 
+/** Resolves once this turn's I/O has run (setImmediate is not mocked). */
+function afterReads(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 describe('Heartbeat timing (mocked clock)', () => {
-  test('the first Ping goes out at a random point of the second half of the interval, then its deadline runs', (t) => {
+  test('the first Ping goes out at a random point of the second half of the interval, then its deadline runs', async (t) => {
     mockClock(t);
     t.mock.method(Math, 'random', () => 0.5);
     const pings: string[] = [];
@@ -136,13 +192,35 @@ describe('Heartbeat timing (mocked clock)', () => {
     const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
     heartbeat.start();
     t.mock.timers.tick(749);
-    assert.deepEqual(pings, []);
+    assert.equal(pings.length, 0);
     t.mock.timers.tick(1); // 500 + 0.5 * 500
-    assert.deepEqual(pings, ['00000000']);
+    assert.equal(pings.length, 1);
+    assert.equal(pings[0]!.length, 2 * PING_PAYLOAD_BYTES);
     t.mock.timers.tick(399);
     assert.equal(timedOut, 0);
     t.mock.timers.tick(1);
+    await afterReads(); // the verdict waits for this turn's reads
     assert.equal(timedOut, 1);
+    heartbeat.stop();
+  });
+
+  // Root cause: timers run before reads in a turn of the event loop, so after a stall (a long
+  // synchronous task) the deadline fired while the Pong that came in time sat unread in the socket.
+  test('a Pong read in the same turn as the deadline, after a stall, still counts', async (t) => {
+    mockClock(t);
+    t.mock.method(Math, 'random', () => 0);
+    const pings: Buffer[] = [];
+    let timedOut = 0;
+    const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p), timedOut: () => void timedOut++ });
+    heartbeat.start();
+    t.mock.timers.tick(500);
+    t.mock.timers.tick(400); // the deadline's timer runs first...
+    heartbeat.pong(pings[0]!); // ...then the read that carries the Pong
+    await afterReads();
+    assert.equal(timedOut, 0);
+    assert.equal(typeof heartbeat.latency, 'number');
+    t.mock.timers.tick(1000);
+    assert.equal(pings.length, 2, 'the next Ping follows an interval later');
     heartbeat.stop();
   });
 
@@ -154,15 +232,18 @@ describe('Heartbeat timing (mocked clock)', () => {
     const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
     heartbeat.start();
     t.mock.timers.tick(500);
-    assert.deepEqual(pings, ['00000000']);
-    heartbeat.pong(Buffer.from('00000001', 'hex')); // not ours
+    assert.equal(pings.length, 1);
+    const first = pings[0]!;
+    heartbeat.pong(Buffer.from('00000000', 'hex')); // what a counter would have sent: not ours
+    heartbeat.pong(Buffer.from(first, 'hex').subarray(0, 4)); // a prefix: not ours
     assert.equal(heartbeat.latency, undefined);
-    heartbeat.pong(Buffer.from('00000000', 'hex'));
+    heartbeat.pong(Buffer.from(first, 'hex'));
     assert.equal(typeof heartbeat.latency, 'number');
     t.mock.timers.tick(999);
-    assert.deepEqual(pings, ['00000000']);
+    assert.deepEqual(pings, [first]);
     t.mock.timers.tick(1);
-    assert.deepEqual(pings, ['00000000', '00000001']);
+    assert.equal(pings.length, 2);
+    assert.notEqual(pings[1], first, 'each Ping has its own random payload');
     assert.equal(timedOut, 0);
     heartbeat.stop();
     t.mock.timers.tick(10_000);

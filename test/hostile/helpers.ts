@@ -5,6 +5,8 @@
 import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHook } from 'node:async_hooks';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { BackpressureMessage } from '../../src/node/trace.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
@@ -31,10 +33,8 @@ export interface EchoServer {
   readonly ended: Ended[];
   /** Handshakes refused (acceptWebSocket returned null). */
   refused: number;
-  /** The most bytes any connection had waiting to be written, seen after each echo and by sample(). */
+  /** The most bytes any connection had waiting to be written, seen right after each echo's send(). */
   peakBuffered: number;
-  /** Records the bufferedAmount of every open connection into peakBuffered. */
-  sample(): void;
   /** Resolves once `count` connections have ended in all. */
   waitEnded(count: number): Promise<Ended[]>;
   /** Closes the listener and destroys what is left; resolves when the server has closed. */
@@ -62,9 +62,6 @@ export async function startEchoServer(options: WebSocketOptions = {}, serverOpti
     ended,
     refused: 0,
     peakBuffered: 0,
-    sample() {
-      for (const ws of open) state.peakBuffered = Math.max(state.peakBuffered, ws.bufferedAmount);
-    },
     waitEnded(count) {
       if (ended.length >= count) return Promise.resolve(ended.slice());
       return new Promise((resolve) => waiters.push({ count, resolve }));
@@ -109,6 +106,51 @@ export async function startEchoServer(options: WebSocketOptions = {}, serverOpti
   return state;
 }
 
+// ------------------------------------------------------------------ peers that do not read
+
+/**
+ * Holds everything the server writes to this connection in its own socket buffer (the socket is
+ * corked), as if the peer's receive buffer and the kernel's were full, whatever their size on
+ * this machine (tcp_rmem may let a non-reading peer absorb 32 MiB). Returns the release (uncork).
+ */
+export function holdWrites(ws: WebSocketConnection): () => void {
+  const socket = ws.request.socket;
+  socket.cork();
+  return () => socket.uncork();
+}
+
+/** The pef-ws:backpressure messages published from now on: what the server decided, and when. */
+export interface BackpressureWatch {
+  readonly messages: BackpressureMessage[];
+  /** The first message with this action (already seen, or the next one). */
+  first(action: BackpressureMessage['action']): Promise<BackpressureMessage>;
+  /** Whether a message with this action has been seen. */
+  seen(action: BackpressureMessage['action']): boolean;
+  stop(): void;
+}
+
+export function watchBackpressure(): BackpressureWatch {
+  const messages: BackpressureMessage[] = [];
+  let waiters: { action: BackpressureMessage['action']; resolve: (m: BackpressureMessage) => void }[] = [];
+  const listener = (message: unknown): void => {
+    const m = message as BackpressureMessage;
+    messages.push(m);
+    const ready = waiters.filter((w) => w.action === m.action);
+    waiters = waiters.filter((w) => w.action !== m.action);
+    for (const w of ready) w.resolve(m);
+  };
+  subscribe('pef-ws:backpressure', listener);
+  return {
+    messages,
+    first(action) {
+      const found = messages.find((m) => m.action === action);
+      return found ? Promise.resolve(found) : new Promise((resolve) => waiters.push({ action, resolve }));
+    },
+    seen: (action) => messages.some((m) => m.action === action),
+    stop: () => void unsubscribe('pef-ws:backpressure', listener),
+  };
+}
+
 // ------------------------------------------------------------------ leaks and memory
 
 const WATCHED = new Set(['TCPSocketWrap', 'TCPServerWrap', 'Timeout', 'Immediate', 'TCPWRAP', 'PipeWrap']);
@@ -120,10 +162,13 @@ export function handles(): Record<string, number> {
   return counts;
 }
 
-/** Waits (up to 5 s) until no more handles of each kind are active than `before`, then asserts it. */
+/**
+ * Waits until no more handles of each kind are active than `before`, then asserts it. The wait
+ * ends as soon as they are gone; its 15 s cap is only a guard for a machine under load.
+ */
 export async function assertNoLeaks(before: Record<string, number>): Promise<void> {
   const exceeds = (now: Record<string, number>) => Object.entries(now).some(([kind, n]) => n > (before[kind] ?? 0));
-  for (let i = 0; i < 100 && exceeds(handles()); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 300 && exceeds(handles()); i++) await new Promise((r) => setTimeout(r, 50));
   const now = handles();
   for (const [kind, n] of Object.entries(now)) {
     assert.ok(n <= (before[kind] ?? 0), `${n} ${kind} active after the attack, ${before[kind] ?? 0} before`);

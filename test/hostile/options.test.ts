@@ -5,6 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { resolveOptions, type WebSocketOptions } from '../../src/node/options.js';
+import { WebSocketRouter } from '../../src/framework/router.js';
 
 describe('Defaults and validation of the defences', () => {
   test('the defaults are the documented ones', () => {
@@ -54,10 +55,17 @@ describe('Defaults and validation of the defences', () => {
     [{ maxConnections: -1 }, 'RangeError', 'maxConnections must be a whole number (0: no limit)'],
     [{ maxConnectionsPerIp: Number.POSITIVE_INFINITY }, 'RangeError', 'maxConnectionsPerIp must be a whole number (0: no limit)'],
     [{ origins: 'https://a.example' as '*' }, 'TypeError', "origins must be '*', a list of origins or a function"],
+    [{ headers: { Upgrade: 'h2c' } }, 'TypeError', 'header "Upgrade" is written by the server itself and cannot be set'],
+    [{ headers: { 'Content-Length': '0' } }, 'TypeError', 'header "Content-Length" is written by the server itself and cannot be set'],
+    [{ headers: { 'X-A': 'a\r\nSet-Cookie: injected=1' } }, 'TypeError', 'invalid character in the value of header "X-A"'],
+    [{ headers: { 'X A': 'b' } }, 'TypeError', 'header name must be a token: "X A"'],
   ];
   for (const [options, name, message] of bad) {
     test(`${inspect(options)} is refused with ${name}: ${message}`, () => {
       assert.throws(() => resolveOptions(options), { name, message });
+      // The router resolves its options when it is made, and a class's when it is routed.
+      assert.throws(() => new WebSocketRouter(options), { name, message });
+      assert.throws(() => new WebSocketRouter().route('/wsBad', class Bad { static options = options; }), { name, message });
     });
   }
 });

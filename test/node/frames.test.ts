@@ -394,7 +394,10 @@ describe('the peer going away', () => {
     await harness.close();
   });
 
-  test('a peer that answers the Close but never closes TCP is destroyed after closeTimeout; onClose keeps its code', async () => {
+  // On a mocked clock: with a real 200 ms closeTimeout, a busy machine could let it pass before
+  // the client's Close was read, and onClose got 1006.
+  test('a peer that answers the Close but never closes TCP is destroyed after closeTimeout; onClose keeps its code', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     const harness = await Harness.start({ options: { closeTimeout: 200 } });
     const { client } = await RawClient.open(harness.port, { allowHalfOpen: true });
     const session = await harness.session();
@@ -403,6 +406,8 @@ describe('the peer going away', () => {
     assert.deepEqual(await client.readBytes(4), hex('88 02 03 e9'));
     client.sendFrame(Opcode.Close, closePayload(CloseCode.GoingAway, 'ok'));
     await client.expectEnd(); // the server's FIN (§7.1.1: the server closes TCP first)
+    assert.equal(session.socket.destroyed, false, 'waiting for the client to close TCP');
+    t.mock.timers.tick(200);
     assert.deepEqual(await session.closed(), [CloseCode.GoingAway, 'ok']);
     assert.equal(session.socket.destroyed, true);
     client.destroy();

@@ -7,6 +7,10 @@ import { Opcode } from '../../src/protocol/constants.js';
 import { Harness } from './harness.js';
 import { RawClient, SAMPLE_ACCEPT, clientFrame, upgradeRequest } from '../helpers/net.js';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { acceptWebSocket, rejectUpgrade } from '../../src/node/upgrade.js';
 
 describe('4.2.2 the 101 response', () => {
   test('a valid request is answered with exactly the 101 status line, Upgrade, Connection and Sec-WebSocket-Accept', async () => {
@@ -129,14 +133,16 @@ describe('4.2.1 refused handshakes over HTTP', () => {
     await harness.close();
   });
 
-  test('an unsupported Sec-WebSocket-Version is refused with 426 and Sec-WebSocket-Version: 13', async () => {
+  // RFC 9110 §15.5.22: a 426 MUST carry Upgrade (and §7.8: Connection then lists "upgrade").
+  test('a 426 for Sec-WebSocket-Version: 8 carried no Upgrade field: now Upgrade: websocket and Sec-WebSocket-Version: 13', async () => {
     const { response, body, harness } = await refused({ headers: { 'Sec-WebSocket-Version': '8' } });
     assert.equal(
       response,
       'HTTP/1.1 426 Upgrade Required\r\n' +
-        'Connection: close\r\n' +
+        'Connection: Upgrade, close\r\n' +
         'Content-Type: text/plain; charset=utf-8\r\n' +
         'Content-Length: 57\r\n' +
+        'Upgrade: websocket\r\n' +
         'Sec-WebSocket-Version: 13\r\n' +
         '\r\n',
     );
@@ -212,6 +218,138 @@ describe('regressions in the handshake', () => {
     await client.waitClosed();
     assert.deepEqual(logged, [['pef-front-websocket: selectProtocol threw', thrown]]);
     assert.equal(harness.sessions.length, 0);
+    await harness.close();
+  });
+});
+
+describe('HTTP at the protocol switch (RFC 9110 §7.8, RFC 9112 §3.2), over a raw socket', () => {
+  /** An echo server; `exchange` writes the exact request bytes and returns every byte until the server closes. */
+  async function echoHarness(): Promise<Harness> {
+    return Harness.start({ hooks: (session) => ({ onMessage: (message, type) => void session.ws.send(message, type) }) });
+  }
+  async function exchange(port: number, request: string | Buffer): Promise<string> {
+    const client = await RawClient.connect(port);
+    client.write(typeof request === 'string' ? Buffer.from(request, 'latin1') : request);
+    const all = await client.readToEnd();
+    await client.waitClosed();
+    return all.toString('latin1');
+  }
+  const HEAD = (port: number) =>
+    `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+  const bad = (message: string) =>
+    'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+    `Content-Length: ${message.length + 1}\r\n\r\n${message}\n`;
+  const CONTENT = bad('an upgrade request cannot carry content');
+  /** A masked text frame "smuggled" (14 bytes), the content of the first request below. */
+  const SMUGGLED = Buffer.from('818837fa213d4497545a50964459', 'hex');
+
+  // Root cause: node:http hands whatever follows the head to 'upgrade' as `head`, and we parsed it
+  // as frames: the request's content became a message (a smuggling vector behind a proxy).
+  test('a request with Content-Length: 14 whose content is a masked text frame got 101 and an echo; now 400 and no frame', async () => {
+    const harness = await echoHarness();
+    const request = Buffer.concat([Buffer.from(HEAD(harness.port) + 'Content-Length: 14\r\n\r\n', 'latin1'), SMUGGLED]);
+    assert.equal(await exchange(harness.port, request), CONTENT);
+    assert.equal(harness.sessions.length, 0, 'no connection was opened, no message read');
+    await harness.close();
+  });
+
+  test('a request with Content-Length: 12 and "hello, world" failed with 1002 after the 101; now 400', async () => {
+    const harness = await echoHarness();
+    assert.equal(await exchange(harness.port, HEAD(harness.port) + 'Content-Length: 12\r\n\r\nhello, world'), CONTENT);
+    assert.equal(harness.sessions.length, 0);
+    await harness.close();
+  });
+
+  test('a request with Transfer-Encoding: chunked failed with 1002 after the 101; now 400', async () => {
+    const harness = await echoHarness();
+    const request = HEAD(harness.port) + 'Transfer-Encoding: chunked\r\n\r\nc\r\nhello, world\r\n0\r\n\r\n';
+    assert.equal(await exchange(harness.port, request), CONTENT);
+    assert.equal(harness.sessions.length, 0);
+    await harness.close();
+  });
+
+  test('two Host fields got 101 (node:http keeps the first); now 400', async () => {
+    const harness = await echoHarness();
+    const request = HEAD(harness.port) + 'Host: evil.example\r\n\r\n';
+    assert.equal(await exchange(harness.port, request), bad('more than one Host header'));
+    assert.equal(harness.sessions.length, 0);
+    await harness.close();
+  });
+
+  test('Expect: 100-continue got a bare 101; now 100 Continue, then the 101, then the connection works', async () => {
+    const harness = await echoHarness();
+    const client = await RawClient.connect(harness.port);
+    client.write(Buffer.from(HEAD(harness.port) + 'Expect: 100-continue\r\n\r\n', 'latin1'));
+    const expected =
+      'HTTP/1.1 100 Continue\r\n\r\n' +
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Accept: ${SAMPLE_ACCEPT}\r\n\r\n`;
+    assert.equal((await client.readBytes(expected.length)).toString('latin1'), expected);
+    client.write(clientFrame(Opcode.Text, 'after'));
+    const echo = await client.readFrame();
+    assert.deepEqual([echo.opcode, echo.payload.toString()], [Opcode.Text, 'after']);
+    client.destroy();
+    await (await harness.session()).closed();
+    await harness.close();
+  });
+
+  test('an expectation other than 100-continue is refused with 417', async () => {
+    const harness = await echoHarness();
+    const message = 'the only expectation supported is 100-continue';
+    assert.equal(
+      await exchange(harness.port, HEAD(harness.port) + 'Expect: x-fast\r\n\r\n'),
+      'HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+        `Content-Length: ${message.length + 1}\r\n\r\n${message}\n`,
+    );
+    await harness.close();
+  });
+});
+
+describe('fields the application writes are checked before a byte goes out', () => {
+  // Root cause: the `headers` option went into the 101 as it was: these fields appeared twice
+  // (ws refuses such a handshake), and a CR LF in a value added a Set-Cookie line.
+  test("headers { 'Sec-WebSocket-Accept', Upgrade: 'h2c', Connection: 'keep-alive' } went out twice; now a TypeError at acceptWebSocket", async () => {
+    const errors: unknown[] = [];
+    const server = createServer();
+    server.on('upgrade', (request, socket, head) => {
+      for (const headers of [
+        { 'Sec-WebSocket-Accept': SAMPLE_ACCEPT, Upgrade: 'h2c', Connection: 'keep-alive' } as Record<string, string>,
+        { 'X-Note': 'a\r\nSet-Cookie: injected=1' },
+      ]) {
+        try {
+          acceptWebSocket(request, socket, head, {}, { headers });
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const client = await RawClient.connect(port);
+    client.write(Buffer.from(upgradeRequest(port), 'latin1'));
+    assert.equal((await client.readToEnd()).length, 0, 'not a byte on the wire');
+    assert.deepEqual(
+      errors.map((e) => [(e as Error).name, (e as { code: string }).code, (e as Error).message]),
+      [
+        ['TypeError', 'ERR_HANDSHAKE_FIELD', 'header "Sec-WebSocket-Accept" is written by the server itself and cannot be set'],
+        ['TypeError', 'ERR_INVALID_CHAR', 'invalid character in the value of header "X-Note"'],
+      ],
+    );
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  test('rejectUpgrade with a 405 lacking Allow is a TypeError at the call and the socket is left untouched', async () => {
+    const harness = await Harness.start();
+    const { client } = await RawClient.open(harness.port);
+    const session = await harness.session();
+    const socket = new PassThrough();
+    assert.throws(() => rejectUpgrade(socket, { status: 405, message: 'no', headers: {} }), { name: 'TypeError', code: 'ERR_REQUIRED_FIELD' });
+    assert.equal(socket.readableLength, 0);
+    assert.equal(socket.destroyed, false);
+    client.destroy();
+    await session.closed();
     await harness.close();
   });
 });

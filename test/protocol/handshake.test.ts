@@ -63,10 +63,10 @@ function assertRejected(
 }
 
 /** The exact refusal: status line, fixed headers, extra headers, and the message as a one-line body. */
-function refusal(statusLine: string, message: string, extra = ''): string {
+function refusal(statusLine: string, message: string, extra = '', connection = 'close'): string {
   return (
     `HTTP/1.1 ${statusLine}\r\n` +
-    'Connection: close\r\n' +
+    `Connection: ${connection}\r\n` +
     'Content-Type: text/plain; charset=utf-8\r\n' +
     `Content-Length: ${message.length + 1}\r\n` +
     extra +
@@ -182,8 +182,8 @@ describe('4.2 Opening handshake', () => {
         status: 426,
         code: 'WS_ERR_HANDSHAKE_VERSION',
         message: BAD_VERSION,
-        headers: { 'Sec-WebSocket-Version': '13' },
-        response: refusal('426 Upgrade Required', BAD_VERSION, 'Sec-WebSocket-Version: 13\r\n'),
+        headers: { Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' },
+        response: refusal('426 Upgrade Required', BAD_VERSION, 'Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n', 'Upgrade, close'),
       });
     });
   }
@@ -380,5 +380,56 @@ describe('9.1 Extension negotiation plug point', () => {
 
   test('an offer is ignored when the server has no negotiators', () => {
     assert.equal(accepted(acceptHandshake(request({ 'sec-websocket-extensions': 'permessage-deflate' }))).extensions, '');
+  });
+});
+
+describe('RFC 9110 §7.8, RFC 9112 §3.2: HTTP at the protocol switch', () => {
+  const CONTENT = 'an upgrade request cannot carry content';
+  for (const [name, headers] of [
+    ['Content-Length: 14', { 'content-length': '14' }],
+    ['Content-Length: 12', { 'content-length': '12' }],
+    ['Transfer-Encoding: chunked', { 'transfer-encoding': 'chunked' }],
+    ['Transfer-Encoding: identity', { 'transfer-encoding': 'identity' }],
+  ] as const) {
+    test(`a request with ${name} is refused with 400 WS_ERR_HANDSHAKE_CONTENT`, () => {
+      assertRejected(acceptHandshake(request(headers)), {
+        status: 400,
+        code: 'WS_ERR_HANDSHAKE_CONTENT',
+        message: CONTENT,
+        response: refusal('400 Bad Request', CONTENT),
+      });
+    });
+  }
+
+  test('Content-Length: 0 is no content and is accepted', () => {
+    assert.equal(accepted(acceptHandshake(request({ 'content-length': '0' }))).response.toString('latin1'), SAMPLE_101);
+  });
+
+  test('two Host fields (seen in rawHeaders; headers kept the first) are refused with 400 WS_ERR_HANDSHAKE_HOST_DUPLICATE', () => {
+    const rawHeaders = ['Host', 'server.example.com', 'Upgrade', 'websocket', 'host', 'evil.example'];
+    assertRejected(acceptHandshake({ ...request(), rawHeaders }), {
+      status: 400,
+      code: 'WS_ERR_HANDSHAKE_HOST_DUPLICATE',
+      message: 'more than one Host header',
+      response: refusal('400 Bad Request', 'more than one Host header'),
+    });
+    accepted(acceptHandshake({ ...request(), rawHeaders: ['Host', 'server.example.com', 'Upgrade', 'websocket'] }));
+  });
+
+  test('Expect: 100-continue gets 100 Continue before the 101, in one buffer', () => {
+    for (const expect of ['100-continue', '100-Continue']) {
+      const result = accepted(acceptHandshake(request({ expect })));
+      assert.equal(result.response.toString('latin1'), 'HTTP/1.1 100 Continue\r\n\r\n' + SAMPLE_101);
+    }
+  });
+
+  test('any other expectation is refused with 417 WS_ERR_HANDSHAKE_EXPECT', () => {
+    const message = 'the only expectation supported is 100-continue';
+    assertRejected(acceptHandshake(request({ expect: '100-continue, x-fast' })), {
+      status: 417,
+      code: 'WS_ERR_HANDSHAKE_EXPECT',
+      message,
+      response: refusal('417 Expectation Failed', message),
+    });
   });
 });

@@ -399,3 +399,56 @@ describe('5.6 sending data frames', () => {
     assert.equal(Buffer.concat(conn.takeOutput()).toString('hex'), Buffer.concat(encodeFrame(Opcode.Text, Buffer.from('Hello'))).toString('hex'));
   });
 });
+
+describe('memory held by a message in assembly (docs/security.md)', () => {
+  /** One 64 KiB read: `lead` first, then 125-byte Pings (answered, so nothing of them is kept) to fill it. */
+  function read(lead: Buffer): Buffer {
+    const ping = frame(0x89, '70'.repeat(125));
+    const backing = Buffer.allocUnsafeSlow(64 * 1024);
+    lead.copy(backing, 0);
+    let used = lead.length;
+    while (used + ping.length <= backing.length) used += ping.copy(backing, used);
+    return backing.subarray(0, used);
+  }
+
+  // Root cause: a fragmented message kept its pieces as views into the reads that carried them,
+  // and a view pins its whole read: sixty 1-byte fragments, each at the start of its own 64 KiB
+  // read, held 3.75 MiB for a 60-byte message (40 such connections: +125 MiB of RSS).
+  test('sixty 1-byte fragments, each in its own 64 KiB read, pinned 3.75 MiB; now the connection holds 60 bytes', () => {
+    const conn = server();
+    for (let i = 0; i < 60; i++) {
+      receive(conn, read(frame(i === 0 ? 0x01 : 0x00, (0x41 + (i % 26)).toString(16))));
+      const events = conn.takeEvents();
+      assert.equal(events.length, 500, 'the Pings of each read were answered');
+      conn.takeOutput();
+      assert.ok(conn.retainedBytes <= 2 * (i + 1), `after fragment ${i + 1}: ${conn.retainedBytes} bytes held`);
+    }
+    assert.equal(conn.retainedBytes, 60, 'each piece copied out into a buffer of its own size');
+    receive(conn, frame(0x80));
+    const [message] = conn.takeEvents();
+    assert.deepEqual(message, { type: 'text', data: 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'.repeat(3).slice(0, 60) });
+    assert.equal(conn.retainedBytes, 0);
+  });
+
+  test('a Ping whose first byte ends a 64 KiB read is copied out of it; a piece that is most of its read stays a view', () => {
+    const conn = server();
+    const ping = frame(0x89, '71'.repeat(125));
+    // The Ping's header and first payload byte end the first read; the rest comes in the next.
+    const first = read(Buffer.alloc(0));
+    const chunk = Buffer.allocUnsafeSlow(first.length + 7);
+    first.copy(chunk);
+    ping.copy(chunk, first.length, 0, 7);
+    receive(conn, chunk);
+    conn.takeEvents();
+    conn.takeOutput();
+    assert.equal(conn.retainedBytes, 1);
+    receive(conn, ping.subarray(7));
+    assert.deepEqual(conn.takeEvents().map((e) => [e.type, (e as { data: Buffer }).data.length]), [['ping', 125]]);
+    assert.equal(conn.retainedBytes, 0);
+
+    // A 48 KiB fragment that fills most of its read is kept as it is: no copy.
+    const big = frame(0x02, '5a'.repeat(48 * 1024));
+    receive(conn, big);
+    assert.equal(conn.retainedBytes, big.buffer.byteLength);
+  });
+});

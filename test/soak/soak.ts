@@ -185,8 +185,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       .filter((e) => e.code !== 1000 && e.code !== 1006)
       .map((e) => ({ code: e.code, errors: e.errors.map((error) => error.message) }));
     await echo.close();
-    // Let the sockets' close callbacks run before counting.
-    for (let i = 0; i < 100 && Object.entries(handles()).some(([k, n]) => n > (handlesBefore[k] ?? 0)); i++) {
+    // Let the sockets' close callbacks run before counting (at most 15 s: a guard for a busy machine).
+    for (let i = 0; i < 750 && Object.entries(handles()).some(([k, n]) => n > (handlesBefore[k] ?? 0)); i++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     return {
