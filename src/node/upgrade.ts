@@ -8,7 +8,7 @@ import { HandshakeError } from '../protocol/errors.js';
 import { acceptHandshake, rejectResponse } from '../protocol/handshake.js';
 import { withCompression } from '../protocol/deflate.js';
 import { type ResolvedOptions, resolveOptions, type WebSocketOptions } from './options.js';
-import { checkHeaderCount, handshakeHeaders } from './limits.js';
+import { checkHeaderCount } from './limits.js';
 import { checkOrigin } from './origin.js';
 import { ConnectionTrace } from './trace.js';
 import { WebSocketConnection } from './transport.js';
@@ -109,12 +109,12 @@ export function acceptWebSocket(
   const selectProtocol = resolved.selectProtocol;
   // Admission first, before any user code runs: too many header fields (431), then cross-site
   // WebSocket hijacking (RFC 6455 §10.2: a browser page from another host, 403).
-  // The fields read from rawHeaders: request.headers is left for the application to build if it wants it.
-  const headers = handshakeHeaders(request);
+  // The handshake reads node:http's request.headers: the framing checks (Content-Length,
+  // Transfer-Encoding, repeated Host) need more than the eight fields handshakeHeaders() takes.
   const handshake =
     (resolved.maxHeaders > 0 ? checkHeaderCount(request, resolved.maxHeaders) : null) ??
-    checkOrigin(request, resolved.origins, headers) ??
-    acceptHandshake({ method: request.method, httpVersion: request.httpVersion, headers }, {
+    checkOrigin(request, resolved.origins) ??
+    acceptHandshake(request, {
       selectProtocol: selectProtocol && ((offered) => guardedSelect(selectProtocol, offered, request, resolved.logger)),
       extensions: withCompression(resolved.extensions, resolved.compression),
       headers: resolved.headers,
