@@ -4,8 +4,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** The servers compared. `ws` has its bufferutil addon; `ws-js` is ws with WS_NO_BUFFER_UTIL=1. */
-export const SYSTEMS = ['framework', 'ours', 'ws', 'ws-js', 'raw'] as const;
+/**
+ * The servers compared. `ws` has its bufferutil addon; `ws-js` is ws with WS_NO_BUFFER_UTIL=1.
+ * `base` is `ours` built from another checkout (run.ts --base DIR), for before/after in one run.
+ */
+export const SYSTEMS = ['framework', 'ours', 'ws', 'ws-js', 'raw', 'base'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
@@ -14,6 +17,7 @@ export const SYSTEM_LABELS: Record<SystemName, string> = {
   ws: 'ws 8 + bufferutil',
   'ws-js': 'ws 8, no addon',
   raw: 'raw node echo (limit)',
+  base: 'ours, acceptWebSocket, from --base',
 };
 
 export const OPCODE_TEXT = 1;

@@ -100,17 +100,40 @@ function targets(results: BenchResults): Target[] {
   const get = (id: string): Figure | undefined => results.figures.find((f) => f.id === id);
   const out: Target[] = [];
   const ours = results.systems.includes('ours') ? 'ours' : 'framework';
-  const cpu32 = median(get('echo.cpu.binary.32'), ours);
-  if (Number.isFinite(cpu32)) {
-    out.push({ what: `32 B echo, server CPU per message (${ours})`, goal: '≤ 1.0 µs', measured: `${cpu32.toFixed(2)} µs (ws ${formatValue(median(get('echo.cpu.binary.32'), 'ws'))} µs)`, met: cpu32 <= 1.0 });
+  const ratioToWs = (f: Figure): number => median(f, ours) / median(f, 'ws');
+  const echoRows = results.figures.filter((f) => f.id.startsWith('echo.cpu.') && Number.isFinite(ratioToWs(f)));
+  if (echoRows.length !== 0) {
+    const over = echoRows.filter((f) => ratioToWs(f) > 1);
+    const worst = echoRows.reduce((a, b) => (ratioToWs(b) > ratioToWs(a) ? b : a));
+    out.push({
+      what: `every echo row, server CPU per message (${ours})`,
+      goal: '≤ ws + bufferutil',
+      measured: over.length === 0 ? `all ${echoRows.length} rows; highest ${worst.label} ×${ratioToWs(worst).toFixed(2)}` : `${echoRows.length - over.length} of ${echoRows.length} rows; over: ${over.map((f) => `${f.label} ×${ratioToWs(f).toFixed(2)}`).join(', ')}`,
+      met: over.length === 0,
+    });
   }
-  const cpu16k = median(get(`echo.cpu.binary.${16 * 1024}`), ours);
-  if (Number.isFinite(cpu16k)) {
-    out.push({ what: `16 KiB echo, server CPU per message (${ours})`, goal: '≤ 9.0 µs, no native code', measured: `${cpu16k.toFixed(2)} µs (ws ${formatValue(median(get(`echo.cpu.binary.${16 * 1024}`), 'ws'))} µs)`, met: cpu16k <= 9.0 });
+  for (const id of ['echo.cpu.binary.32', 'echo.cpu.binary.1024']) {
+    const f = get(id);
+    if (f && Number.isFinite(ratioToWs(f))) {
+      out.push({ what: `${f.label} echo, server CPU per message (${ours})`, goal: '≤ 0.25× ws (4 times better)', measured: `×${ratioToWs(f).toFixed(2)} (${formatValue(median(f, ours))} vs ${formatValue(median(f, 'ws'))} µs)`, met: ratioToWs(f) <= 0.25 });
+    }
   }
-  const rss = median(get('memory.idle.rss'), 'ours');
-  if (Number.isFinite(rss)) {
-    out.push({ what: 'idle connection, RSS per connection', goal: '≤ 3 KB', measured: `${rss.toFixed(2)} KB (ws ${formatValue(median(get('memory.idle.rss'), 'ws'))} KB)`, met: rss <= 3 });
+  for (const [id, goal] of [['echo.cpu.binary.32', 1.3], [`echo.cpu.binary.${256 * 1024}`, 1.15], [`echo.cpu.binary.${1024 * 1024}`, 1.15]] as const) {
+    const f = get(id);
+    const ratio = f ? median(f, ours) / median(f, 'raw') : NaN;
+    if (f && Number.isFinite(ratio)) {
+      out.push({ what: `${f.label} echo against the raw echo (${ours})`, goal: `≤ ${goal}× raw`, measured: `×${ratio.toFixed(2)} (${formatValue(median(f, ours))} vs ${formatValue(median(f, 'raw'))} µs)`, met: ratio <= goal });
+    }
+  }
+  const rss = get('memory.idle.rss');
+  if (rss && Number.isFinite(median(rss, ours)) && Number.isFinite(median(rss, 'ws'))) {
+    const v = median(rss, ours);
+    const raw = median(rss, 'raw');
+    out.push({ what: `idle connection, RSS per connection (${ours})`, goal: `≤ ws; aim raw + 1 KB${Number.isFinite(raw) ? ` (${formatValue(raw + 1)} KB)` : ''}`, measured: `${v.toFixed(2)} KB (ws ${formatValue(median(rss, 'ws'))}, raw ${formatValue(raw)} KB)`, met: v <= median(rss, 'ws') });
+  }
+  const deflate1k = get('deflate.cpu.1024');
+  if (deflate1k && Number.isFinite(ratioToWs(deflate1k))) {
+    out.push({ what: `compressed 1 KiB JSON echo, server CPU per message (${ours})`, goal: '≤ ws (keep the lead)', measured: `×${ratioToWs(deflate1k).toFixed(2)} (${formatValue(median(deflate1k, ours))} vs ${formatValue(median(deflate1k, 'ws'))} µs)`, met: ratioToWs(deflate1k) <= 1 });
   }
   const unmask = get('unmask.1MiB');
   if (unmask) {
@@ -212,6 +235,10 @@ function markdown(results: BenchResults): string {
     out.push('![Server CPU per echoed message, by size and system](benchmarks.svg)');
     out.push('');
   }
+  if (results.figures.some((f) => f.id.startsWith('echo.cpu.text'))) {
+    out.push('![Text echo: server CPU per message against message size, log-log](benchmarks-text.svg)');
+    out.push('');
+  }
   const reading = readingNotes(results);
   if (reading.length !== 0) {
     out.push('### What bounds the figures');
@@ -264,6 +291,10 @@ function markdown(results: BenchResults): string {
   out.push('npm run bench                                   # everything, about 12 minutes on 2 cores');
   out.push('npm run bench -- --quick                        # fewer rounds and sizes, under 3 minutes');
   out.push('npm run bench -- --systems ours,ws --sections echo,memory');
+  out.push('npm run bench -- --systems ours,ws,raw --sections echo --echo 16384:text,1048576:text-utf8 --no-docs   # chosen echo rows');
+  out.push('npm run bench -- --systems base,ours,ws --base ../main --no-docs   # another checkout (base) beside this one, in one run');
+  out.push('npm run bench -- --systems ours,ws --sections echo --profile /tmp/prof --no-docs   # servers under --cpu-prof');
+  out.push('node --import tsx bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile   # self time by function, as shares');
   out.push('node --import tsx bench/report.ts bench/results/latest.json   # redraw these docs from saved results');
   out.push('```');
   out.push('');
@@ -297,6 +328,7 @@ const COLORS: Record<string, string> = {
   ws: '#d95f02',
   'ws-js': '#e6ab02',
   raw: '#7570b3',
+  base: '#a6761d',
 };
 
 function escapeXml(text: string): string {
@@ -351,9 +383,81 @@ export function svg(results: BenchResults): string {
   return parts.join('\n') + '\n';
 }
 
+/**
+ * Server CPU per text message against message size, both axes logarithmic: a line per system, solid
+ * for ASCII text and dashed for UTF-8 with non-ASCII characters. Returns '' without text rows.
+ */
+export function textSvg(results: BenchResults): string {
+  const rows = results.figures.filter((f) => f.id.startsWith('echo.cpu.text') && f.size !== undefined);
+  if (rows.length === 0) return '';
+  const systems = columns(rows, results.systems);
+  const kinds = [
+    { prefix: 'echo.cpu.text.', name: 'ASCII', dash: '' },
+    { prefix: 'echo.cpu.text-utf8.', name: 'UTF-8, non-ASCII', dash: ' stroke-dasharray="6 4"' },
+  ];
+  const points = rows.flatMap((f) => systems.map((s) => median(f, s)).filter((v) => Number.isFinite(v) && v > 0));
+  const sizes = rows.map((f) => f.size!);
+  const [x0, x1] = [Math.log10(Math.min(...sizes)), Math.log10(Math.max(...sizes))];
+  const [y0, y1] = [Math.floor(Math.log10(Math.min(...points))), Math.ceil(Math.log10(Math.max(...points)))];
+  const width = 760;
+  const height = 480;
+  const left = 70;
+  const top = 70;
+  const plotWidth = width - left - 30;
+  const plotHeight = height - top - 60;
+  const x = (size: number): number => left + ((Math.log10(size) - x0) / (x1 - x0 || 1)) * plotWidth;
+  const y = (us: number): number => top + plotHeight - ((Math.log10(us) - y0) / (y1 - y0 || 1)) * plotHeight;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
+  parts.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
+  parts.push(`<text x="10" y="18" font-size="14" font-weight="bold">Text echo: server CPU per message (µs) by message size, log-log (medians of ${results.rounds} rounds)</text>`);
+  systems.forEach((s, i) => {
+    const lx = 10 + i * 150;
+    parts.push(`<rect x="${lx}" y="30" width="12" height="12" fill="${COLORS[s] ?? '#999'}"/>`);
+    parts.push(`<text x="${lx + 16}" y="40">${escapeXml(label(s).replace(/ \(.*\)$/, ''))}</text>`);
+  });
+  parts.push(`<line x1="10" y1="54" x2="40" y2="54" stroke="#333" stroke-width="2"/><text x="44" y="58">ASCII</text>`);
+  parts.push(`<line x1="100" y1="54" x2="130" y2="54" stroke="#333" stroke-width="2" stroke-dasharray="6 4"/><text x="134" y="58">UTF-8, non-ASCII</text>`);
+  for (let e = y0; e <= y1; e++) {
+    const gy = y(10 ** e).toFixed(1);
+    parts.push(`<line x1="${left}" y1="${gy}" x2="${left + plotWidth}" y2="${gy}" stroke="#ddd"/>`);
+    parts.push(`<text x="${left - 6}" y="${gy}" text-anchor="end" dominant-baseline="middle">${escapeXml(formatValue(10 ** e))}</text>`);
+  }
+  for (const size of [...new Set(sizes)].sort((a, b) => a - b)) {
+    const gx = x(size).toFixed(1);
+    parts.push(`<line x1="${gx}" y1="${top}" x2="${gx}" y2="${top + plotHeight}" stroke="#eee"/>`);
+    parts.push(`<text x="${gx}" y="${top + plotHeight + 16}" text-anchor="middle">${escapeXml(sizeText(size))}</text>`);
+  }
+  parts.push(`<rect x="${left}" y="${top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#333"/>`);
+  parts.push(`<text x="${left + plotWidth / 2}" y="${height - 14}" text-anchor="middle">message size</text>`);
+  parts.push(`<text x="16" y="${top + plotHeight / 2}" text-anchor="middle" transform="rotate(-90 16 ${top + plotHeight / 2})">µs of server CPU per message</text>`);
+  for (const kind of kinds) {
+    const series = rows.filter((f) => f.id.startsWith(kind.prefix)).sort((a, b) => a.size! - b.size!);
+    for (const s of systems) {
+      const pts = series.map((f) => [f.size!, median(f, s)] as const).filter(([, v]) => Number.isFinite(v) && v > 0);
+      if (pts.length === 0) continue;
+      const color = COLORS[s] ?? '#999';
+      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${kind.dash} points="${pts.map(([sz, v]) => `${x(sz).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`);
+      for (const [sz, v] of pts) {
+        parts.push(`<circle cx="${x(sz).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${color}"><title>${escapeXml(`${label(s)}, ${sizeText(sz)} ${kind.name}: ${formatValue(v)} µs`)}</title></circle>`);
+      }
+    }
+  }
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
+
+function sizeText(bytes: number): string {
+  if (bytes >= 1 << 20) return `${bytes / (1 << 20)} MiB`;
+  if (bytes >= 1024) return `${bytes / 1024} KiB`;
+  return `${bytes} B`;
+}
+
 export function writeDocs(results: BenchResults, root: string): void {
   writeFileSync(join(root, 'docs/benchmarks.md'), markdown(results));
   writeFileSync(join(root, 'docs/benchmarks.svg'), svg(results));
+  const text = textSvg(results);
+  if (text !== '') writeFileSync(join(root, 'docs/benchmarks-text.svg'), text);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -2,7 +2,12 @@
 // order of the systems (A B C, B C A, ...). Prints median (min-max) and the ratio to ws, saves the
 // results as JSON and regenerates docs/benchmarks.md and docs/benchmarks.svg.
 //   npm run bench -- [--quick] [--systems ours,ws,...] [--sections micro,echo,scaling,upgrades,memory,fanout]
-//                    [--rounds N] [--out FILE] [--no-docs]
+//                    [--rounds N] [--out FILE] [--no-docs] [--echo 16384:text,262144:text-utf8,...]
+// --echo keeps only the listed echo rows (size in bytes : binary | text | text-utf8), for focused runs;
+// --no-jit skips the untimed warm-up traffic; --profile DIR runs each server under `node --cpu-prof`
+// and leaves its .cpuprofile in DIR (summarize with bench/profile-summary.ts); --base DIR adds the
+// system `base`: acceptWebSocket from DIR/src (another checkout, e.g. a git worktree of main), so
+// that before and after are measured in the same run.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -26,14 +31,19 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     out: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
+    echo: { type: 'string' },
+    profile: { type: 'string' },
+    base: { type: 'string' },
+    'no-jit': { type: 'boolean', default: false },
   },
 });
 const quick = args.quick;
-const systems = (args.systems ? args.systems.split(',') : [...SYSTEMS]) as SystemName[];
+const systems = (args.systems ? args.systems.split(',') : SYSTEMS.filter((s) => s !== 'base' || args.base !== undefined)) as SystemName[];
 for (const s of systems) if (!SYSTEMS.includes(s)) throw new Error(`unknown system ${s}: one of ${SYSTEMS.join(', ')}`);
 const sections = args.sections ? args.sections.split(',') : [...SECTIONS];
 for (const s of sections) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown section ${s}: one of ${SECTIONS.join(', ')}`);
 const rounds = Number(args.rounds ?? (quick ? 3 : 5));
+if (systems.includes('base') !== (args.base !== undefined)) throw new Error('--base DIR and the system base go together');
 
 interface Echo {
   size: number;
@@ -56,11 +66,11 @@ const plan = quick
     }
   : {
       echo: [
-        ...[32, 1024, 16 * 1024, 1024 * 1024].flatMap((size): Echo[] => [
+        ...[32, 1024, 16 * 1024, 256 * 1024, 1024 * 1024].flatMap((size): Echo[] => [
           { size, kind: 'binary' },
           { size, kind: 'text' },
         ]),
-        { size: 16 * 1024, kind: 'text-utf8' },
+        ...[1024, 16 * 1024, 1024 * 1024].map((size): Echo => ({ size, kind: 'text-utf8' })),
       ] as Echo[],
       scaling: [1, 100, 1000, 10_000],
       memoryConnections: 10_000,
@@ -68,6 +78,13 @@ const plan = quick
       warmupMs: 300,
       measureMs: 1000,
     };
+if (args.echo) {
+  plan.echo = args.echo.split(',').map((item) => {
+    const [size, kind] = item.split(':');
+    if (!['binary', 'text', 'text-utf8'].includes(kind ?? '') || !(Number(size) > 0)) throw new Error(`--echo ${item}: want <bytes>:binary|text|text-utf8`);
+    return { size: Number(size), kind: kind as PayloadKind };
+  });
+}
 const CONNECTIONS = 50;
 /** Messages in flight per connection; 1 MiB messages keep one each, so a measured second holds many round trips. */
 const inFlightFor = (size: number): number => (size >= 1 << 20 ? 1 : 8);
@@ -82,9 +99,12 @@ const UPGRADES_IN_FLIGHT = 32;
  * usual 1,024): through sh, whose `ulimit -n` can go up to the hard limit, or beyond as root.
  * `exec` keeps the pid, so /proc/<pid> is node itself.
  */
-function node(script: string, scriptArgs: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+function node(script: string, scriptArgs: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []): ChildProcess {
   const wrapper = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"';
-  return spawn('/bin/sh', ['-c', wrapper, 'sh', process.execPath, '--expose-gc', '--import', 'tsx', script, ...scriptArgs], {
+  // A .js script runs on plain node: tsx would transform what it imports (its keepNames gives every
+  // closure a name property of its own, about 260 bytes each), which is not what users run.
+  const loader = script.endsWith('.js') ? [] : ['--import', 'tsx'];
+  return spawn('/bin/sh', ['-c', wrapper, 'sh', process.execPath, '--expose-gc', ...nodeFlags, ...loader, script, ...scriptArgs], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -133,28 +153,33 @@ const notes = new Set<string>();
  * Transpiles src/ to plain JavaScript under bench/results/lib (imports already end in .js), so the
  * servers run our code as users get it from dist/, not through tsx. Type-stripping only: fast.
  */
-async function transpileSources(): Promise<string> {
+async function transpileSources(srcRoot = root, out = join(root, 'bench/results/lib')): Promise<string> {
   const ts = (await import('typescript')).default;
-  const out = join(root, 'bench/results/lib');
   const walk = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
-  for (const file of walk(join(root, 'src'))) {
+  // src/ as the library, and the echo server with what it imports from bench/, beside it in out/bench.
+  const files = [...walk(join(srcRoot, 'src')), join(root, 'bench/server.ts'), join(root, 'bench/common.ts')];
+  for (const file of files) {
     const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), {
       compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true },
       fileName: file,
     });
-    const target = join(out, relative(join(root, 'src'), file)).replace(/\.ts$/, '.js');
+    const fromSrc = relative(join(srcRoot, 'src'), file);
+    const target = (fromSrc.startsWith('..') ? join(out, 'bench', relative(join(root, 'bench'), file)) : join(out, fromSrc)).replace(/\.ts$/, '.js');
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, outputText);
   }
   return out;
 }
 let benchLib = '';
+let baseLib = '';
 
 async function startServer(system: SystemName, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ peer: Peer; port: number; pid: number }> {
-  const env: NodeJS.ProcessEnv = { BENCH_LIB: benchLib, ...extraEnv };
+  const lib = system === 'base' ? baseLib : benchLib;
+  const env: NodeJS.ProcessEnv = { BENCH_LIB: lib, ...extraEnv };
   if (system === 'ws-js') env.WS_NO_BUFFER_UTIL = '1';
-  const child = node('bench/server.ts', [system], env);
+  const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
+  const child = node(join(lib, 'bench/server.js'), [system], env, profile);
   const peer = new Peer(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.on('message', (m: { type?: string; port?: number; note?: string }) => {
@@ -207,7 +232,7 @@ async function loadRounds(): Promise<void> {
       const common = { serverPid: server.pid, warmupMs: plan.warmupMs, measureMs: plan.measureMs };
       try {
         // Untimed traffic first, so that every system's code is optimized before anything is measured.
-        for (const [size, ms] of plan.jit) {
+        for (const [size, ms] of args['no-jit'] ? [] : plan.jit) {
           await load.request({ type: 'echo', ...common, warmupMs: 0, measureMs: ms, connections: CONNECTIONS, inFlight: 8, size, kind: 'binary' });
         }
         if (wantEcho) {
@@ -303,7 +328,7 @@ async function deflateEcho(clients: WebSocket[], message: Buffer, ms: number): P
 
 async function deflateRounds(): Promise<void> {
   if (!sections.includes('deflate')) return;
-  const deflateSystems = systems.filter((s) => s === 'ours' || s === 'framework' || s === 'ws');
+  const deflateSystems = systems.filter((s) => s === 'ours' || s === 'base' || s === 'framework' || s === 'ws');
   for (let round = 0; round < rounds; round++) {
     for (const system of rotate(deflateSystems, round)) {
       const server = await startServer(system, { BENCH_DEFLATE: '1' });
@@ -429,6 +454,7 @@ const started = Date.now();
 const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
 console.error(`${command}: ${rounds} rounds, systems ${systems.join(', ')}, sections ${sections.join(', ')}`);
 benchLib = await transpileSources();
+if (args.base !== undefined) baseLib = await transpileSources(args.base, join(root, 'bench/results/base-lib'));
 await microRounds();
 await loadRounds();
 await deflateRounds();

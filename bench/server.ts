@@ -70,7 +70,8 @@ async function setUp(): Promise<void> {
       });
       return;
     }
-    case 'ours': {
+    case 'ours':
+    case 'base': {
       const { acceptWebSocket } = (await import(`${LIB}/index.js`)) as typeof import('../src/index.js');
       server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
         const ws = acceptWebSocket(request, socket, head, { onMessage: (message, type) => void ws!.send(message, type) }, ourOptions);
@@ -128,3 +129,5 @@ process.on('message', (message: { type: string; id: number }) => {
   else if (message.type === 'exit') process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));
+// A normal exit on SIGTERM (how run.ts stops servers), so that --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));

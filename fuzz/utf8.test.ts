@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { CloseCode, Opcode } from '../src/protocol/constants.js';
 import { Connection } from '../src/protocol/connection.js';
 import { encodeFrame } from '../src/protocol/frame.js';
-import { Utf8Validator, isValidUtf8 } from '../src/protocol/utf8.js';
+import { Utf8Validator, decodeUtf8, decodeUtf8Pieces, isValidUtf8 } from '../src/protocol/utf8.js';
 import { cutsArb, params, splitAt } from './config.js';
 
 /** Bytes where UTF-8 has its edges: ASCII ends, continuation ends, every lead byte class, never-valid bytes. */
@@ -90,6 +90,33 @@ describe('property: UTF-8', () => {
         assert.equal(isValidUtf8(bytes), decodes(bytes));
       }),
       params(2),
+    );
+  });
+
+  test('decodeUtf8 gives the string toString gives, for valid UTF-8 of any length, however it falls on 16-byte blocks and 32 KiB pieces', () => {
+    // Runs of one code point's bytes, repeated so that some inputs cross the 32 KiB piece boundary.
+    const validArb = fc
+      .array(fc.tuple(codePointBytes, fc.integer({ min: 1, max: 24 })), { minLength: 1, maxLength: 12 })
+      .chain((runs) => fc.tuple(fc.constant(runs), fc.constantFrom(1, 1, 1, 20, 200)))
+      .map(([runs, times]) => Buffer.concat(runs.flatMap(([bytes, n]) => Array.from({ length: n * times }, () => bytes))));
+    fc.assert(
+      fc.property(validArb, fc.nat(16), (bytes, offset) => {
+        // At an arbitrary offset of a larger buffer, as a message's view of a socket read is.
+        const whole = Buffer.alloc(bytes.length + offset + 3, 0x21);
+        bytes.copy(whole, offset);
+        assert.equal(decodeUtf8(whole.subarray(offset, offset + bytes.length)), bytes.toString('utf8'));
+      }),
+      params(0.25),
+    );
+  });
+
+  test('decodeUtf8Pieces gives the string toString gives for valid UTF-8 cut anywhere, inside code points too', () => {
+    const validArb = fc.array(codePointBytes, { minLength: 1, maxLength: 60 }).map((parts) => Buffer.concat(parts));
+    fc.assert(
+      fc.property(validArb, cutsArb, (bytes, cuts) => {
+        assert.equal(decodeUtf8Pieces(splitAt(bytes, cuts)), bytes.toString('utf8'));
+      }),
+      params(0.25),
     );
   });
 

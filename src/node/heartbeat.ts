@@ -21,19 +21,112 @@ export const PING_PAYLOAD_BYTES = 8;
 const JITTER_STEPS = 50;
 
 /**
+ * A deadline waiting in a DueList: the heartbeat or idle timer itself is the list's node, so a
+ * connection holds no timer object of its own (a Node Timeout is about 120 bytes, with its argument
+ * list more). uWebSockets keeps one timer for all its sockets the same way.
+ */
+abstract class Deadline {
+  /** When it is due, in performance.now() milliseconds. */
+  due = 0;
+  prev: Deadline | null = null;
+  next: Deadline | null = null;
+  list: DueList | null = null;
+  /** Called once it is due, after it was taken off its list. */
+  abstract onDue(): void;
+}
+
+/**
+ * Deadlines of one duration, due in the order they were added (each is added `duration` ms after
+ * now, so the list stays sorted by appending), behind one unref'd Node timer set for the first.
+ * Node keeps its own timers the same way, one list per duration; here the nodes are ours.
+ */
+class DueList {
+  static readonly #lists = new Map<number, DueList>();
+  readonly #duration: number;
+  #head: Deadline | null = null;
+  #tail: Deadline | null = null;
+  #timer: NodeJS.Timeout | null = null;
+
+  private constructor(duration: number) {
+    this.#duration = duration;
+  }
+
+  /** Makes `deadline` due `ms` from now (taking it off any list it was on). */
+  static add(deadline: Deadline, ms: number): void {
+    DueList.remove(deadline);
+    let list = DueList.#lists.get(ms);
+    if (list === undefined) {
+      list = new DueList(ms);
+      DueList.#lists.set(ms, list);
+    }
+    deadline.due = performance.now() + ms;
+    deadline.list = list;
+    deadline.prev = list.#tail;
+    if (list.#tail !== null) list.#tail.next = deadline;
+    else {
+      list.#head = deadline;
+      list.#arm(ms);
+    }
+    list.#tail = deadline;
+  }
+
+  /** Takes `deadline` off its list, if it is on one. */
+  static remove(deadline: Deadline): void {
+    const list = deadline.list;
+    if (list === null) return;
+    if (deadline.prev !== null) deadline.prev.next = deadline.next;
+    else list.#head = deadline.next;
+    if (deadline.next !== null) deadline.next.prev = deadline.prev;
+    else list.#tail = deadline.prev;
+    deadline.prev = deadline.next = deadline.list = null;
+    if (list.#head === null) list.#drop();
+  }
+
+  /** The list is empty: its timer goes, and so does the list (no timer outlives the last deadline). */
+  #drop(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    DueList.#lists.delete(this.#duration);
+  }
+
+  #arm(ms: number): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = setTimeout(DueList.#onTimer, Math.max(1, Math.ceil(ms)), this);
+    this.#timer.unref();
+  }
+
+  static #onTimer(list: DueList): void {
+    list.#timer = null;
+    const now = performance.now();
+    try {
+      // What a deadline does when due may add deadlines to this list: they fall due `duration` later.
+      let head = list.#head;
+      while (head !== null && head.due <= now) {
+        DueList.remove(head);
+        head.onDue();
+        head = list.#head;
+      }
+    } finally {
+      // Even if one deadline's action threw, the others on the list stay timed.
+      const head = list.#head;
+      if (head !== null && list.#timer === null) list.#arm(head.due - performance.now());
+    }
+  }
+}
+
+/**
  * One connection's heartbeat. The first Ping goes out at a random point in the second half of the
  * first interval, so thousands of connections opened together do not ping in the same millisecond;
- * later ones follow `interval` after each Pong (one shared duration, so Node keeps them in one timer
- * list). Only a Pong carrying the payload of the last Ping counts: unsolicited Pongs (§5.5.3) from
- * a peer that never reads could otherwise keep it alive. The payload is 8 random bytes from the
- * CSPRNG: with a counter (as before), a peer that never reads kept itself alive by sending Pongs
- * 0, 1, 2, … blindly.
+ * later ones follow `interval` after each Pong (one shared duration, so all connections share one
+ * DueList and its one timer). Only a Pong carrying the payload of the last Ping counts: unsolicited
+ * Pongs (§5.5.3) from a peer that never reads could otherwise keep it alive. The payload is 8 random
+ * bytes from the CSPRNG: with a counter (as before), a peer that never reads kept itself alive by
+ * sending Pongs 0, 1, 2, … blindly.
  */
-export class Heartbeat {
+export class Heartbeat extends Deadline {
   readonly #interval: number;
   readonly #timeout: number;
   readonly #actions: HeartbeatActions;
-  #timer: NodeJS.Timeout | null = null;
   /** The deadline passed: the check, after this turn's reads, of whether the Pong came. */
   #verdict: NodeJS.Immediate | null = null;
   /** The payload of the Ping awaiting its Pong, or null. */
@@ -42,6 +135,7 @@ export class Heartbeat {
   #latency: number | undefined = undefined;
 
   constructor(interval: number, timeout: number, actions: HeartbeatActions) {
+    super();
     this.#interval = interval;
     this.#timeout = timeout;
     this.#actions = actions;
@@ -53,7 +147,7 @@ export class Heartbeat {
   }
 
   start(): void {
-    // One of JITTER_STEPS + 1 points of the second half: Node keeps a timer list per distinct
+    // One of JITTER_STEPS + 1 points of the second half: there is a DueList (and a timer) per distinct
     // duration, so a few dozen shared ones spread the Pings as well as thousands of unique ones.
     const step = this.#interval / 2 / JITTER_STEPS;
     this.#arm(Math.floor(this.#interval / 2 + Math.round(Math.random() * JITTER_STEPS) * step));
@@ -70,19 +164,18 @@ export class Heartbeat {
   }
 
   stop(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    DueList.remove(this);
     if (this.#verdict !== null) clearImmediate(this.#verdict);
-    this.#timer = null;
     this.#verdict = null;
     this.#awaiting = null;
   }
 
-  readonly #fire = (): void => {
-    this.#timer = null;
+  /** @internal The deadline came: a Ping is due, or the Pong is late. */
+  onDue(): void {
     if (this.#awaiting !== null && this.#timeout > 0) {
       // The verdict waits for this turn's I/O: after a stall of the event loop (a long synchronous
       // task), a Pong that arrived in time sits unread in the socket, and timers run before reads.
-      this.#verdict = setImmediate(this.#judge);
+      this.#verdict = setImmediate(Heartbeat.#judge, this);
       return;
     }
     const payload = randomFillSync(Buffer.allocUnsafe(PING_PAYLOAD_BYTES));
@@ -90,19 +183,18 @@ export class Heartbeat {
     this.#sentAt = performance.now();
     this.#arm(this.#timeout > 0 ? this.#timeout : this.#interval);
     this.#actions.ping(payload);
-  };
+  }
 
-  readonly #judge = (): void => {
-    this.#verdict = null;
-    if (this.#awaiting === null) return; // the Pong was read: pong() has armed the next Ping
-    this.#awaiting = null;
-    this.#actions.timedOut();
-  };
+  /** The verdict, shared by every heartbeat (it comes as the argument): no closure per connection. */
+  static #judge(heartbeat: Heartbeat): void {
+    heartbeat.#verdict = null;
+    if (heartbeat.#awaiting === null) return; // the Pong was read: pong() has armed the next Ping
+    heartbeat.#awaiting = null;
+    heartbeat.#actions.timedOut();
+  }
 
   #arm(ms: number): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = setTimeout(this.#fire, ms);
-    this.#timer.unref();
+    DueList.add(this, ms);
   }
 }
 
@@ -110,13 +202,13 @@ export class Heartbeat {
  * Closes a connection after `timeout` ms without a message in either direction. Activity is a
  * timestamp, not a timer reset, so a busy connection costs one clock read per message.
  */
-export class IdleTimer {
+export class IdleTimer extends Deadline {
   readonly #timeout: number;
   readonly #onIdle: () => void;
-  #timer: NodeJS.Timeout | null = null;
   #last = 0;
 
   constructor(timeout: number, onIdle: () => void) {
+    super();
     this.#timeout = timeout;
     this.#onIdle = onIdle;
   }
@@ -132,19 +224,17 @@ export class IdleTimer {
   }
 
   stop(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    DueList.remove(this);
   }
 
-  readonly #fire = (): void => {
-    this.#timer = null;
+  /** @internal The timeout came: idle so long, or activity since moved the deadline on. */
+  onDue(): void {
     const idle = performance.now() - this.#last;
     if (idle >= this.#timeout) this.#onIdle();
     else this.#arm(Math.ceil(this.#timeout - idle));
-  };
+  }
 
   #arm(ms: number): void {
-    this.#timer = setTimeout(this.#fire, ms);
-    this.#timer.unref();
+    DueList.add(this, ms);
   }
 }

@@ -17,6 +17,39 @@ export function checkHeaderCount(request: IncomingMessage, max: number): Handsha
   return new HandshakeError('WS_ERR_HANDSHAKE_HEADERS', 431, `too many header fields (at most ${max})`);
 }
 
+/** The header fields the opening handshake and the Origin check read (RFC 6455 §4.2.1, §10.2). */
+const HANDSHAKE_FIELDS = new Set([
+  'host',
+  'upgrade',
+  'connection',
+  'origin',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+]);
+
+/**
+ * The handshake's header fields, read from `rawHeaders` as node:http would present them (names in
+ * lower case; a repeated Host keeps its first value, other repeated fields are joined with ', ').
+ * Reading `request.headers` instead would make node:http build its headers object (it does so on
+ * first access) and keep it with the request for the life of the connection; this way it is built
+ * only if the application asks for it.
+ */
+export function handshakeHeaders(request: IncomingMessage): Record<string, string> {
+  const raw = request.rawHeaders;
+  const headers: Record<string, string> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (!HANDSHAKE_FIELDS.has(name)) continue;
+    const value = raw[i + 1]!;
+    const seen = headers[name];
+    if (seen === undefined) headers[name] = value;
+    else if (name !== 'host') headers[name] = `${seen}, ${value}`;
+  }
+  return headers;
+}
+
 /** A slot taken by an admitted connection; release() it once, when the connection is over. */
 export type Release = () => void;
 

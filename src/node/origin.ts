@@ -40,12 +40,16 @@ export function isSameOrigin(origin: string, host: string | undefined): boolean 
 }
 
 /** The 403 for a request whose Origin the policy refuses, or null when it may proceed. */
-export function checkOrigin(request: IncomingMessage, policy: OriginPolicy | undefined): HandshakeError | null {
-  // node:http joins repeated Origin fields into one string.
-  const origin = request.headers.origin;
+export function checkOrigin(
+  request: IncomingMessage,
+  policy: OriginPolicy | undefined,
+  headers: Readonly<Record<string, string | string[] | undefined>> = request.headers,
+): HandshakeError | null {
+  // node:http joins repeated Origin fields into one string (and so does handshakeHeaders).
+  const origin = headers.origin as string | undefined;
   if (origin === undefined) return null; // not a browser: Origin protects browsers' cookies only
   if (policy === '*') return null;
-  if (isSameOrigin(origin, request.headers.host)) return null;
+  if (isSameOrigin(origin, headers.host as string | undefined)) return null;
   if (typeof policy === 'function') {
     if (policy(origin, request)) return null;
   } else if (policy !== undefined) {

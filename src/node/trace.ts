@@ -191,7 +191,7 @@ export class ConnectionTrace {
     this.#print = printerFor(option);
     // Whether frames are watched is decided once per connection: pef-ws:frame subscribers see the
     // connections opened while they are subscribed.
-    this.onFrame = this.#print !== null || frameChannel.hasSubscribers ? this.#frame : null;
+    this.onFrame = this.#print !== null || frameChannel.hasSubscribers ? this.#frameObserver() : null;
   }
 
   /** The opening handshake was answered: 101 with what was negotiated, or the refusal. */
@@ -255,7 +255,12 @@ export class ConnectionTrace {
     }
   }
 
-  readonly #frame: FrameObserver = (direction, fin, rsv, opcode, masked, length, head) => {
+  /** Made only for a watched connection: an idle unwatched one holds no observer. */
+  #frameObserver(): FrameObserver {
+    return (direction, fin, rsv, opcode, masked, length, head) => this.#frame(direction, fin, rsv, opcode, masked, length, head);
+  }
+
+  #frame(direction: 'in' | 'out', fin: boolean, rsv: number, opcode: number, masked: boolean, length: number, head: Buffer): void {
     const print = this.#print;
     if (print !== null) print(formatFrame(this.id, direction, fin, rsv, opcode, masked, length, head));
     if (frameChannel.hasSubscribers) {
@@ -271,5 +276,6 @@ export class ConnectionTrace {
         head: Buffer.from(head),
       } satisfies FrameMessage);
     }
-  };
+  }
+
 }

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/constants.js';
 import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { Heartbeat, IdleTimer } from './heartbeat.js';
+import { Heartbeat, type HeartbeatActions, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
 import type { PreparedMessage } from './prepared.js';
 import type { ConnectionTrace } from './trace.js';
@@ -30,6 +30,10 @@ function toBytes(data: SendData): Uint8Array {
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   throw new TypeError('send() takes a string, a Buffer, a typed array or an ArrayBuffer');
 }
+
+/** The socket's link to its connection, for the listeners all connections share. */
+const CONNECTION = Symbol('pef-front-websocket.transport');
+type BoundSocket = Duplex & { [CONNECTION]?: WebSocketConnection };
 
 /** Per-message options of `send`. */
 export interface SendOptions {
@@ -64,6 +68,7 @@ export class WebSocketConnection {
   #drainWanted = false;
   #socketError = false;
   #closeTimer: NodeJS.Timeout | null = null;
+  #afterWriteCallback: ((error?: Error | null) => void) | undefined = undefined;
   // Defences (docs/security.md): heartbeat, idle timer, reading paused while Pongs drain.
   #heartbeat: Heartbeat | null = null;
   #idle: IdleTimer | null = null;
@@ -107,8 +112,10 @@ export class WebSocketConnection {
   start(response: Buffer | null, head: Buffer): void {
     const socket = this.#socket;
     socket.pause(); // nothing is read until onOpen has run
-    socket.on('error', this.#onSocketError);
-    socket.on('close', this.#onSocketClose);
+    // The listeners are shared by every connection and find theirs on the socket: no closures per connection.
+    (socket as BoundSocket)[CONNECTION] = this;
+    socket.on('error', WebSocketConnection.#socketErrorEvent);
+    socket.on('close', WebSocketConnection.#socketClose);
     if (response === null) return this.#open(head);
     socket.write(response, (error) => {
       if (error || this.#closed) return; // the peer vanished during the handshake: no hooks run
@@ -123,9 +130,9 @@ export class WebSocketConnection {
     this.#callHook('onOpen');
     if (head.length !== 0) this.#onData(head);
     if (this.#closed) return;
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
-    socket.on('drain', this.#onDrainEvent);
+    socket.on('data', WebSocketConnection.#socketData);
+    socket.on('end', WebSocketConnection.#socketEnd);
+    socket.on('drain', WebSocketConnection.#socketDrain);
     if (!this.#userPaused) socket.resume();
     this.#startTimers();
   }
@@ -277,30 +284,55 @@ export class WebSocketConnection {
 
   // ------------------------------------------------------------------ socket events
 
-  readonly #onData = (chunk: Buffer): void => {
+  // The socket's listeners, one function each for all connections (`this` is the socket).
+  static #socketData(this: Duplex, chunk: Buffer): void {
+    (this as BoundSocket)[CONNECTION]!.#onData(chunk);
+  }
+  static #socketEnd(this: Duplex): void {
+    (this as BoundSocket)[CONNECTION]!.#onEnd();
+  }
+  static #socketDrain(this: Duplex): void {
+    (this as BoundSocket)[CONNECTION]!.#onDrainEvent();
+  }
+  static #socketErrorEvent(this: Duplex, error: Error): void {
+    (this as BoundSocket)[CONNECTION]!.#onSocketError(error);
+  }
+  static #socketClose(this: Duplex): void {
+    (this as BoundSocket)[CONNECTION]!.#onSocketClose();
+  }
+
+  /** Connections whose sends (outside a dispatch) wait for the one microtask that flushes them all. */
+  static #flushQueue: WebSocketConnection[] = [];
+  static #flushAll(): void {
+    const queue = WebSocketConnection.#flushQueue;
+    WebSocketConnection.#flushQueue = [];
+    for (let i = 0; i < queue.length; i++) queue[i]!.#flushLater();
+  }
+
+  #onData(chunk: Buffer): void {
     this.#conn.receiveData(chunk);
     this.#dispatch();
-  };
+  }
 
-  readonly #onEnd = (): void => {
+  #onEnd(): void {
     this.#conn.receiveEof();
     this.#dispatch();
-  };
+  }
 
-  readonly #onDrainEvent = (): void => {
+  #onDrainEvent(): void {
     if (this.#readPaused) {
       this.#readPaused = false;
       this.#trace?.backpressure('resume', this.bufferedAmount);
       if (!this.#holdReading && !this.#userPaused) this.#socket.resume();
     }
     this.#maybeDrained();
-  };
+  }
 
-  readonly #afterWrite = (error?: Error | null): void => {
+  #afterWrite(error?: Error | null): void {
     if (!error) this.#maybeDrained();
-  };
+  }
 
-  readonly #onSocketError = (error: Error): void => {
+  #onSocketError(error: Error): void {
     // Reported once. Once the end is decided (closing handshake done, connection failed, or the
     // peer's EOF) a reset is no news: onClose already has its code, and a failure had its onError.
     if (this.#socketError || !this.#opened) return;
@@ -308,9 +340,9 @@ export class WebSocketConnection {
     if (this.#conn.state === ConnectionState.Closed) return;
     this.#trace?.error(error);
     this.#callHook('onError', error);
-  };
+  }
 
-  readonly #onSocketClose = (): void => {
+  #onSocketClose(): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
@@ -326,12 +358,12 @@ export class WebSocketConnection {
     this.#trace?.close(this.#conn.closeCode, this.#conn.closeReason);
     this.#finished = true;
     this.#callFinalHook('onClose', this.#conn.closeCode, this.#conn.closeReason);
-  };
+  }
 
-  readonly #flushLater = (): void => {
+  #flushLater(): void {
     this.#flushScheduled = false;
     this.#flush();
-  };
+  }
 
   // ------------------------------------------------------------------ dispatch
 
@@ -345,6 +377,8 @@ export class WebSocketConnection {
       while (!this.#userPaused && (event = conn.nextEvent()) !== undefined) this.#dispatchEvent(event);
     } finally {
       this.#dispatching = false;
+      // The read is handled: the last text's bytes (kept so that an echo reuses them) are let go.
+      conn.forgetReceived();
     }
     // Pongs the core queued by itself, going into a buffer already past the bound: a ping flood
     // from a peer that never reads meets the same bound as send() (handler sends were checked there).
@@ -394,7 +428,7 @@ export class WebSocketConnection {
   #scheduleFlush(): void {
     if (this.#dispatching || this.#flushScheduled) return;
     this.#flushScheduled = true;
-    queueMicrotask(this.#flushLater);
+    if (WebSocketConnection.#flushQueue.push(this) === 1) queueMicrotask(WebSocketConnection.#flushAll);
   }
 
   /** Writes what the connection queued: one write when small, corked writes when large. */
@@ -409,7 +443,8 @@ export class WebSocketConnection {
     }
     const count = output.length;
     if (count !== 0 && !this.#closed && socket.writable) {
-      const callback = this.#hooks.onDrain ? this.#afterWrite : undefined;
+      // Made on the first write of a connection whose hooks have onDrain (an idle one holds none).
+      const callback = this.#hooks.onDrain ? (this.#afterWriteCallback ??= (error) => this.#afterWrite(error)) : undefined;
       if (count === 1) {
         socket.write(output[0]!, callback);
       } else {
@@ -463,16 +498,7 @@ export class WebSocketConnection {
     if (this.#closed) return;
     const options = this.#options;
     if (options.heartbeatInterval > 0) {
-      this.#heartbeat = new Heartbeat(options.heartbeatInterval, options.heartbeatTimeout, {
-        // Not a send of the handler's: a heartbeat Ping owes it no onDrain.
-        ping: (payload) => {
-          if (this.#conn.ping(payload)) this.#scheduleFlush();
-        },
-        timedOut: () =>
-          this.#abort(
-            new ProtocolError('WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError, `no Pong within ${options.heartbeatTimeout} ms`),
-          ),
-      });
+      this.#heartbeat = new Heartbeat(options.heartbeatInterval, options.heartbeatTimeout, new WebSocketConnection.#HeartbeatTarget(this));
       this.#heartbeat.start();
     }
     if (options.idleTimeout > 0) {
@@ -480,6 +506,22 @@ export class WebSocketConnection {
       this.#idle.start();
     }
   }
+
+  /** What the heartbeat does to this connection: one small object, no closures. */
+  static readonly #HeartbeatTarget = class implements HeartbeatActions {
+    readonly #ws: WebSocketConnection;
+    constructor(ws: WebSocketConnection) {
+      this.#ws = ws;
+    }
+    ping(payload: Buffer): void {
+      // Not a send of the handler's: a heartbeat Ping owes it no onDrain.
+      if (this.#ws.#conn.ping(payload)) this.#ws.#scheduleFlush();
+    }
+    timedOut(): void {
+      const timeout = this.#ws.#options.heartbeatTimeout;
+      this.#ws.#abort(new ProtocolError('WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError, `no Pong within ${timeout} ms`));
+    }
+  };
 
   /** send() found the buffer past maxBufferedAmount: 'close' fails the connection, 'drop' drops the message. */
   #slowConsumer(): false {
@@ -548,7 +590,7 @@ export class WebSocketConnection {
     }
     if (result !== undefined && typeof (result as PromiseLike<unknown>).then === 'function') {
       this.#pending++;
-      (result as PromiseLike<unknown>).then(this.#hookSettled, (error: unknown) => {
+      (result as PromiseLike<unknown>).then(() => this.#hookSettled(), (error: unknown) => {
         this.#hookSettled();
         this.#hookFailed(name, error);
       });
@@ -556,9 +598,9 @@ export class WebSocketConnection {
   }
 
   /** A promise a hook returned has settled; the last one lets a waiting shutdown() go on. */
-  readonly #hookSettled = (): void => {
+  #hookSettled(): void {
     if (--this.#pending === 0 && this.#onSettled !== null) this.#onSettled();
-  };
+  }
 
   /** A hook threw or rejected: onError gets what it threw (unless onError itself threw), then close 1011. */
   #hookFailed(name: keyof WebSocketHooks, error: unknown): void {

@@ -22,6 +22,32 @@ const ignore = (): void => {};
 const HANDLER_BRAND = Symbol.for('pef-front-websocket.handler');
 const HANDLER_CONNECTION = Symbol.for('pef-front-websocket.connection');
 
+/** The resolved options last made from each options object (see sharedOptions). */
+const resolvedFor = new WeakMap<WebSocketOptions, ResolvedOptions>();
+let resolvedDefaults: ResolvedOptions | null = null;
+
+/**
+ * The options resolved for one connection, which keeps them. Options are resolved on every upgrade
+ * (so a change to the options object applies to the next connection), but when the result equals
+ * what the same object gave last time, the earlier object is returned: connections accepted with
+ * the same options share one object instead of holding about 170 bytes each.
+ */
+function sharedOptions(options: WebSocketOptions | undefined): ResolvedOptions {
+  const resolved = resolveOptions(options);
+  const last = options === undefined ? resolvedDefaults : (resolvedFor.get(options) ?? null);
+  if (last !== null && sameOptions(last, resolved)) return last;
+  if (options === undefined) resolvedDefaults = resolved;
+  else resolvedFor.set(options, resolved);
+  return resolved;
+}
+
+function sameOptions(a: ResolvedOptions, b: ResolvedOptions): boolean {
+  const keys = Object.keys(a) as (keyof ResolvedOptions)[];
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) if (a[key] !== b[key]) return false;
+  return true;
+}
+
 /** A WebSocketHandler passed as hooks (to acceptWebSocket or connect) gets its connection, so `this.send` works. */
 export function bindHandler(hooks: WebSocketHooks, ws: WebSocketConnection): void {
   if (HANDLER_BRAND in hooks) (hooks as Record<symbol, unknown>)[HANDLER_CONNECTION] = ws;
@@ -111,7 +137,7 @@ export function acceptWebSocket(
   hooks: WebSocketHooks,
   options?: AcceptOptions,
 ): WebSocketConnection | null | Promise<WebSocketConnection | null> {
-  const resolved = resolveOptions(options);
+  const resolved = sharedOptions(options);
   const hook = options?.upgrade;
   const target = { hook, label: 'the upgrade hook', makeHooks: () => hooks };
   if (hook === undefined) {

@@ -4,6 +4,8 @@
 // SIMD (or without WebAssembly, as under --jitless), takes the JS loop that works a 32-bit word at
 // a time over the aligned middle of the buffer.
 
+import { instantiateWasm } from './wasm.js';
+
 const scratch = new Uint8Array(4);
 const scratchWord = new Uint32Array(scratch.buffer);
 
@@ -83,26 +85,14 @@ interface Simd {
   chunk: Uint8Array;
 }
 
-/** The part of the WebAssembly API used here (the project's TypeScript libs do not declare it). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object) => { exports: { x: Simd['xor']; m: { buffer: ArrayBuffer } } };
-}
-
 /** The instantiated module, null when this engine cannot run it; undefined until first needed. */
 let simd: Simd | null | undefined;
 
 function loadSimd(): Simd | null {
-  try {
-    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    if (wasm === undefined || !wasm.validate(WASM_BYTES)) return null; // no WebAssembly, or no SIMD
-    const exports = new wasm.Instance(new wasm.Module(WASM_BYTES)).exports;
-    const memory = new Uint8Array(exports.m.buffer);
-    return { xor: exports.x, memory, chunk: memory.subarray(0, SIMD_CHUNK) };
-  } catch {
-    return null; // e.g. an embedder that forbids compiling code at run time
-  }
+  const exports = instantiateWasm<{ x: Simd['xor']; m: { buffer: ArrayBuffer } }>(WASM_BYTES);
+  if (exports === null) return null;
+  const memory = new Uint8Array(exports.m.buffer);
+  return { xor: exports.x, memory, chunk: memory.subarray(0, SIMD_CHUNK) };
 }
 
 /** Which implementation masks large payloads here: 'wasm-simd', or 'js' where SIMD is unavailable. */

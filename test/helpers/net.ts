@@ -108,6 +108,9 @@ export function parseFrame(data: Buffer): ReadFrame | null {
 export class RawClient {
   readonly socket: Socket;
   #buffer: Buffer = Buffer.alloc(0);
+  /** Where #buffer lives, with room behind it: appending doubles it when full, so reading a large message costs linear time, not quadratic. */
+  #store: Buffer = Buffer.alloc(0);
+  #storeUsed = 0;
   #ended = false;
   #closed = false;
   #error: Error | null = null;
@@ -119,7 +122,7 @@ export class RawClient {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
       this.received += chunk.length;
-      this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+      this.#append(chunk);
       this.#wake();
     });
     socket.on('end', () => {
@@ -238,6 +241,31 @@ export class RawClient {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  #append(chunk: Buffer): void {
+    if (this.#buffer.length === 0) {
+      this.#buffer = chunk;
+      this.#store = chunk;
+      this.#storeUsed = chunk.length;
+      return;
+    }
+    const bufferEnd = this.#buffer.byteOffset + this.#buffer.length;
+    const ownStore = this.#store.buffer === this.#buffer.buffer && bufferEnd === this.#store.byteOffset + this.#storeUsed;
+    if (ownStore && this.#store.length - this.#storeUsed >= chunk.length && this.#store !== this.#buffer) {
+      chunk.copy(this.#store, this.#storeUsed);
+      this.#storeUsed += chunk.length;
+      this.#buffer = this.#store.subarray(this.#storeUsed - this.#buffer.length - chunk.length, this.#storeUsed);
+      return;
+    }
+    // Taken bytes are views into the old store, so it is never written again: a new one holds the rest.
+    const length = this.#buffer.length + chunk.length;
+    const store = Buffer.allocUnsafe(Math.max(2 * length, 64 * 1024));
+    this.#buffer.copy(store, 0);
+    chunk.copy(store, this.#buffer.length);
+    this.#store = store;
+    this.#storeUsed = length;
+    this.#buffer = store.subarray(0, length);
   }
 
   #take(n: number): Buffer {

@@ -2,7 +2,7 @@
 // the heartbeat; a live one stays and reports its latency; unsolicited Pongs do not count; an idle
 // connection is closed with 1001 when idleTimeout is set. Intervals are shortened to milliseconds.
 
-import { test, describe, afterEach } from 'node:test';
+import { test, describe, afterEach, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { RawClient, parseFrame, type ReadFrame } from '../helpers/net.js';
@@ -94,7 +94,7 @@ describe('Heartbeat on a live server', () => {
       if (frame.direction === 'in' && frame.opcode === Opcode.Pong) read();
     };
     subscribe('pef-ws:frame', onFrame);
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     const echo = await startEchoServer({ heartbeatInterval: 1000, heartbeatTimeout: 1000 });
     const { client } = await RawClient.open(echo.port);
     client.socket.pause(); // never reads
@@ -143,7 +143,7 @@ describe('Heartbeat on a live server', () => {
   test('idleTimeout closes a connection with no messages with 1001, and messages keep another open', async (t) => {
     let now = performance.now();
     t.mock.method(performance, 'now', () => now);
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     const echo = await startEchoServer({ idleTimeout: 1000, heartbeatInterval: 0 });
     const idle = await RawClient.open(echo.port);
     const busy = new WebSocket(`ws://127.0.0.1:${echo.port}/`);
@@ -169,6 +169,15 @@ describe('Heartbeat on a live server', () => {
   });
 });
 
+/**
+ * Mocked timers, and performance.now() following them: deadlines are kept as due times on that
+ * clock (heartbeat.ts DueList), so both must move together.
+ */
+function mockClock(t: TestContext): void {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+  t.mock.method(performance, 'now', () => Date.now());
+}
+
 /** Resolves once this turn's I/O has run (setImmediate is not mocked). */
 function afterReads(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -176,7 +185,7 @@ function afterReads(): Promise<void> {
 
 describe('Heartbeat timing (mocked clock)', () => {
   test('the first Ping goes out at a random point of the second half of the interval, then its deadline runs', async (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     t.mock.method(Math, 'random', () => 0.5);
     const pings: string[] = [];
     let timedOut = 0;
@@ -198,7 +207,7 @@ describe('Heartbeat timing (mocked clock)', () => {
   // Root cause: timers run before reads in a turn of the event loop, so after a stall (a long
   // synchronous task) the deadline fired while the Pong that came in time sat unread in the socket.
   test('a Pong read in the same turn as the deadline, after a stall, still counts', async (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     t.mock.method(Math, 'random', () => 0);
     const pings: Buffer[] = [];
     let timedOut = 0;
@@ -216,7 +225,7 @@ describe('Heartbeat timing (mocked clock)', () => {
   });
 
   test('a matching Pong sets latency and schedules the next Ping an interval later; other Pongs are ignored', (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     t.mock.method(Math, 'random', () => 0);
     const pings: string[] = [];
     let timedOut = 0;
@@ -242,7 +251,7 @@ describe('Heartbeat timing (mocked clock)', () => {
   });
 
   test('with heartbeatTimeout 0 Pings go on every interval and nothing times out', (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout'] });
+    mockClock(t);
     t.mock.method(Math, 'random', () => 1);
     let pings = 0;
     let timedOut = 0;

@@ -225,3 +225,28 @@ describe('one write per read', () => {
     await finish(harness, client, session);
   });
 });
+
+describe('options objects', () => {
+  test('a change to the options object passed to acceptWebSocket applies to the next connection', async () => {
+    const options = { maxPayload: 10 };
+    const harness = await Harness.start({ options });
+    const first = await RawClient.open(harness.port);
+    const firstSession = await harness.session(0);
+    await firstSession.waitFor('onOpen');
+    first.client.write(clientFrame(Opcode.Binary, Buffer.alloc(20, 1)));
+    const refused = await first.client.readFrame();
+    assert.equal(refused.opcode, Opcode.Close);
+    assert.equal(refused.payload.readUInt16BE(0), CloseCode.MessageTooBig);
+
+    options.maxPayload = 100;
+    const second = await RawClient.open(harness.port);
+    const secondSession = await harness.session(1);
+    await secondSession.waitFor('onOpen');
+    second.client.write(clientFrame(Opcode.Binary, Buffer.alloc(20, 1)));
+    const [message] = await secondSession.waitFor('onMessage');
+    assert.deepEqual(message, Buffer.alloc(20, 1));
+    first.client.destroy();
+    second.client.destroy();
+    await harness.close();
+  });
+});
