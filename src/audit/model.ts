@@ -651,6 +651,8 @@ export interface HandshakeExpectation {
   ifAccepted?: { verdict: Verdict; reason: string };
   /** With 'accept': the verdict and reason when the server refuses instead (an offer it should only decline). Default FAILED. */
   ifRefused?: { verdict: Verdict; reason: string };
+  /** A 101 must follow an interim 100 Continue (the request sent Expect: 100-continue, RFC 9110 §7.8, §10.1.1). */
+  continueFirst?: boolean;
 }
 
 /** What the request offered, for checking the 101's answers. */
@@ -672,11 +674,14 @@ export function judgeHandshake(expectation: HandshakeExpectation, offer: Handsha
   if (response.status === 101) {
     const problem = checkAccept(response, offer.key) ?? checkNegotiation(offer, response.headers).problem;
     if (problem !== null) return { verdict: 'FAILED', reason: `the 101 is wrong: ${problem}`, observed };
+    if (expectation.continueFirst && !response.interim.includes(100)) {
+      return { verdict: 'FAILED', reason: 'a 101 without the 100 Continue the request expected (RFC 9110 §7.8: a server sends 100 before 101)', observed };
+    }
     if (expectation.outcome === 'refuse') {
       if (expectation.ifAccepted) return { ...expectation.ifAccepted, observed };
       return { verdict: 'FAILED', reason: `the server accepted a request it must refuse${expectation.statuses ? ` (with ${expectation.statuses.join(' or ')})` : ''}`, observed };
     }
-    return { verdict: 'OK', reason: 'accepted, and the 101 is right (§4.2.2)', observed };
+    return { verdict: 'OK', reason: `accepted${response.interim.length > 0 ? ` after ${response.interim.join(', ')}` : ''}, and the 101 is right (§4.2.2)`, observed };
   }
   if (expectation.outcome === 'accept') {
     if (expectation.ifRefused) return { verdict: expectation.ifRefused.verdict, reason: `refused with ${response.status}: ${expectation.ifRefused.reason}`, observed };

@@ -260,6 +260,8 @@ export interface HandshakeResponse {
   head: string;
   /** For a refusal: the body bytes read (per Content-Length, or until the server closed). Empty for a 101. */
   body: Buffer;
+  /** The statuses of interim (1xx other than 101) responses before this one, e.g. [100] (RFC 9110 §15.2). */
+  interim: number[];
 }
 
 /** What goes into an opening handshake request; every part can be bent for a test. */
@@ -331,7 +333,7 @@ export function checkAccept(response: HandshakeResponse, key: string): string | 
   return null;
 }
 
-function parseHead(head: string): Omit<HandshakeResponse, 'body'> {
+function parseHead(head: string): Omit<HandshakeResponse, 'body' | 'interim'> {
   const lines = head.split('\r\n');
   const status = /^(HTTP\/\d(?:\.\d)?) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
   const headers: Record<string, string> = {};
@@ -405,6 +407,7 @@ export class RawConnection {
   /** Bytes before the end of the response head, while the head is being read. */
   #headBytes: Buffer[] | null = [];
   #response: HandshakeResponse | null = null;
+  #interim: number[] = [];
   /** True once the handshake succeeded: later bytes are frames. */
   #framing = false;
   #waiters = new Set<() => void>();
@@ -489,7 +492,7 @@ export class RawConnection {
       // The server closed, or the deadline passed, before a whole head arrived.
       const partial = this.#headBytes === null ? '' : Buffer.concat(this.#headBytes).toString('latin1');
       if (partial === '' && this.end === null) return null;
-      return { ...parseHead(partial), body: Buffer.alloc(0) };
+      return { ...parseHead(partial), body: Buffer.alloc(0), interim: this.#interim };
     }
     const response = this.#response;
     if (response.status !== 101) {
@@ -636,11 +639,19 @@ export class RawConnection {
         this.#wake();
         return;
       }
-      this.#headBytes = null;
       const head = all.subarray(0, end + 4).toString('latin1');
       const rest = all.subarray(end + 4);
       const parsed = parseHead(head);
-      this.#response = { ...parsed, body: parsed.status === 101 ? Buffer.alloc(0) : Buffer.from(rest) };
+      if (parsed.status >= 100 && parsed.status < 200 && parsed.status !== 101) {
+        // An interim response (100 Continue, RFC 9110 §15.2): the final one follows.
+        this.#interim.push(parsed.status);
+        this.log.push({ at: this.now(), direction: 'received', type: 'handshake', head, body: Buffer.alloc(0) });
+        this.#headBytes = [];
+        if (rest.length > 0) this.#onData(Buffer.from(rest));
+        return;
+      }
+      this.#headBytes = null;
+      this.#response = { ...parsed, body: parsed.status === 101 ? Buffer.alloc(0) : Buffer.from(rest), interim: this.#interim };
       this.log.push({ at: this.now(), direction: 'received', type: 'handshake', head, body: this.#response.body });
       if (parsed.status === 101) {
         this.#framing = true;

@@ -38,24 +38,18 @@ async function startWsEcho(perMessageDeflate: boolean): Promise<{ wss: WebSocket
 // NON-STRICT one: they only cost time when a server does not react.
 const PATIENT = { concurrency: 4, timeout: 120_000, closeDeadline: 10_000, failFastWait: 5_000 };
 
-/** Refusals our server gains with issue 10: until then it accepts these requests. */
-const PENDING_ISSUE_10 = new Set(['handshake.host-twice', 'handshake.body', 'handshake.expect-continue']);
-
 describe('the battery against our echo server', () => {
   let ours: { server: Server; url: string };
   before(async () => (ours = await startOurEcho()));
   after(() => new Promise<void>((resolve) => ours.server.close(() => resolve())));
 
-  test('every case is OK (the issue-10 refusals once they land)', async (t) => {
+  test('every case is OK', async (t) => {
     const report = await runAudit(ours.url, ALL_CASES, PATIENT);
     t.diagnostic(`${report.cases.length} cases in ${(report.duration / 1000).toFixed(1)} s: ${JSON.stringify(report.counts)}`);
     assert.equal(report.cases.length, ALL_CASES.length);
-    const notOk = report.cases.filter((c) => c.verdict !== 'OK' && !PENDING_ISSUE_10.has(c.id)).map((c) => `${c.id}: ${c.verdict}: ${c.reason}`);
+    const notOk = report.cases.filter((c) => c.verdict !== 'OK').map((c) => `${c.id}: ${c.verdict}: ${c.reason}`);
     assert.deepEqual(notOk, []);
-    for (const id of PENDING_ISSUE_10) {
-      const result = report.cases.find((c) => c.id === id)!;
-      if (result.verdict !== 'OK') assert.match(result.reason, /^the server accepted a request it must refuse/, id);
-    }
+    assert.equal(report.cases.find((c) => c.id === 'handshake.expect-continue')!.reason, 'accepted after 100, and the 101 is right (§4.2.2)');
     for (const result of report.cases.filter((c) => c.close !== null)) {
       assert.equal(result.close!.serverClosedTcpFirst, true, `${result.id}: ${result.close!.detail}`);
     }

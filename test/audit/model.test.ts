@@ -7,6 +7,7 @@ import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { encodeClosePayload } from '../../src/protocol/frame.js';
 import { checkNegotiation, expect, judge, judgeHandshake, worse, describeExpectation, type Expectation } from '../../src/audit/model.js';
 import { PerMessageDeflate } from '../../src/protocol/deflate.js';
+import { acceptKey } from '../../src/protocol/handshake.js';
 import type { FrameSpec, WireEvent, WireFrame } from '../../src/audit/wire.js';
 
 const closeSpec = (code?: number, reason = ''): FrameSpec => ({ opcode: Opcode.Close, payload: encodeClosePayload(code, reason) });
@@ -346,7 +347,7 @@ describe('checkNegotiation and judgeHandshake: the answers of a 101 (RFC 6455 §
   });
 
   test('refusals: another 4xx is NON-STRICT, a 5xx or a missing required header FAILED, no status line FAILED', () => {
-    const response = (status: number, headers: Record<string, string> = {}) => ({ status, reason: '', httpVersion: 'HTTP/1.1', headers, head: '', body: Buffer.from('no\n') });
+    const response = (status: number, headers: Record<string, string> = {}) => ({ status, reason: '', httpVersion: 'HTTP/1.1', headers, head: '', body: Buffer.from('no\n'), interim: [] });
     const refuse = { outcome: 'refuse' as const, statuses: [405], header: { name: 'Allow', pattern: /GET/, rule: 'RFC 9110 §15.5.6' } };
     assert.equal(judgeHandshake(refuse, offer(''), response(405, { allow: 'GET' }), 100).verdict, 'OK');
     assert.deepEqual(judgeHandshake({ outcome: 'refuse', statuses: [405] }, offer(''), response(400), 100), { verdict: 'NON-STRICT', reason: 'refused with 400; 405 names the fault', observed: 'HTTP 400, body 3 B 6e6f0a' });
@@ -355,5 +356,31 @@ describe('checkNegotiation and judgeHandshake: the answers of a 101 (RFC 6455 §
     assert.match(judgeHandshake(refuse, offer(''), response(0), 100).reason, /closed the connection without an HTTP response/);
     assert.equal(judgeHandshake({ outcome: 'accept' }, offer(''), response(403), 100).reason, 'the server refused a valid request with 403');
     assert.equal(judgeHandshake({ outcome: 'either' }, offer(''), response(403), 100).verdict, 'OK');
+  });
+
+  test('Expect: 100-continue: a 101 without the 100 Continue before it FAILED, with it OK, a 417 OK', () => {
+    const sent = offer('');
+    const switching = (interim: number[]) => ({
+      status: 101,
+      reason: 'Switching Protocols',
+      httpVersion: 'HTTP/1.1',
+      headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-accept': acceptKey(sent.key) },
+      head: '',
+      body: Buffer.alloc(0),
+      interim,
+    });
+    const expectContinue = { outcome: 'either' as const, continueFirst: true };
+    assert.deepEqual(judgeHandshake(expectContinue, sent, switching([]), 100), {
+      verdict: 'FAILED',
+      reason: 'a 101 without the 100 Continue the request expected (RFC 9110 §7.8: a server sends 100 before 101)',
+      observed: 'HTTP 101 Switching Protocols',
+    });
+    assert.deepEqual(judgeHandshake(expectContinue, sent, switching([100]), 100), {
+      verdict: 'OK',
+      reason: 'accepted after 100, and the 101 is right (§4.2.2)',
+      observed: 'HTTP 101 Switching Protocols',
+    });
+    const refused = { status: 417, reason: 'Expectation Failed', httpVersion: 'HTTP/1.1', headers: {}, head: '', body: Buffer.alloc(0), interim: [] };
+    assert.equal(judgeHandshake(expectContinue, sent, refused, 100).verdict, 'OK');
   });
 });

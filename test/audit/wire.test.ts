@@ -92,6 +92,17 @@ describe('RawConnection', () => {
     connection.destroy();
   });
 
+  test('an interim 100 Continue is recorded and the final response read after it', async () => {
+    const connection = await RawConnection.open(url);
+    const request = upgradeRequest(url, { headers: { Expect: '100-continue' } });
+    await connection.sendRequest(request.bytes);
+    const response = await connection.readResponse(5000);
+    assert.equal(response!.status, 101);
+    assert.deepEqual(response!.interim, [100]);
+    assert.equal(checkAccept(response!, request.key), null);
+    connection.destroy();
+  });
+
   test('checkAccept names a wrong Sec-WebSocket-Accept and a refusal reads its body', async () => {
     const connection = await RawConnection.open(url);
     await connection.sendRequest(upgradeRequest(url, { headers: { 'Sec-WebSocket-Version': '8' } }).bytes);
@@ -100,7 +111,7 @@ describe('RawConnection', () => {
     assert.equal(response!.headers['sec-websocket-version'], '13');
     assert.equal(response!.body.toString(), 'unsupported Sec-WebSocket-Version; this server speaks 13\n');
     connection.destroy();
-    const fake = { status: 101, reason: '', httpVersion: 'HTTP/1.1', head: '', body: Buffer.alloc(0), headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-accept': 'x' } };
+    const fake = { status: 101, reason: '', httpVersion: 'HTTP/1.1', head: '', body: Buffer.alloc(0), interim: [], headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-accept': 'x' } };
     assert.equal(checkAccept(fake, 'dGhlIHNhbXBsZSBub25jZQ=='), 'Sec-WebSocket-Accept is "x", expected "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" (§4.1 item 4)');
   });
 
