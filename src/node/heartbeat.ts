@@ -46,6 +46,8 @@ class DueList {
   #head: Deadline | null = null;
   #tail: Deadline | null = null;
   #timer: NodeJS.Timeout | null = null;
+  /** The due time the timer was set for: when it fires, everything due by then is due. */
+  #armedFor = 0;
 
   private constructor(duration: number) {
     this.#duration = duration;
@@ -65,7 +67,7 @@ class DueList {
     if (list.#tail !== null) list.#tail.next = deadline;
     else {
       list.#head = deadline;
-      list.#arm(ms);
+      list.#arm(deadline.due);
     }
     list.#tail = deadline;
   }
@@ -89,15 +91,19 @@ class DueList {
     DueList.#lists.delete(this.#duration);
   }
 
-  #arm(ms: number): void {
+  /** Sets the list's one timer for `due` (performance.now() milliseconds). */
+  #arm(due: number): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = setTimeout(DueList.#onTimer, Math.max(1, Math.ceil(ms)), this);
+    this.#armedFor = due;
+    this.#timer = setTimeout(DueList.#onTimer, Math.max(1, Math.ceil(due - performance.now())), this);
     this.#timer.unref();
   }
 
   static #onTimer(list: DueList): void {
     list.#timer = null;
-    const now = performance.now();
+    // The timer was set for #armedFor and Node's timers do not fire early, so that much time has
+    // passed even when the clock read says a hair less (or a test's mocked setTimeout drives it).
+    const now = Math.max(performance.now(), list.#armedFor);
     try {
       // What a deadline does when due may add deadlines to this list: they fall due `duration` later.
       let head = list.#head;
@@ -109,7 +115,7 @@ class DueList {
     } finally {
       // Even if one deadline's action threw, the others on the list stay timed.
       const head = list.#head;
-      if (head !== null && list.#timer === null) list.#arm(head.due - performance.now());
+      if (head !== null && list.#timer === null) list.#arm(head.due);
     }
   }
 }
