@@ -256,6 +256,23 @@ function outcome(fuzzCase: FuzzCase, expectation: Expectation, kind: FindingKind
   };
 }
 
+/**
+ * The last case's crash, found only when the next connection was refused: the server's exit raced
+ * the check after that case. `refusal` is the error code, e.g. ECONNREFUSED.
+ */
+export function crashFoundLater(fuzzCase: FuzzCase, framesSent: number, refusal: string): CaseOutcome {
+  return {
+    finding: {
+      kind: 'crash',
+      frames: framesToHex(fuzzCase.frames.slice(0, framesSent)),
+      expected: 'the server stays up (the next connection works)',
+      observed: `the next connection failed (${refusal}): the server is down`,
+    },
+    verdict: 'FAILED',
+    framesSent,
+  };
+}
+
 /** A crash: the frames up to the moment the connection died (all of them with --spawn: they can be replayed). */
 function crash(fuzzCase: FuzzCase, expectation: Expectation | null, framesSent: number, observed: string): CaseOutcome {
   return {

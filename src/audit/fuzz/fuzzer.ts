@@ -4,7 +4,7 @@
 // there. Without --spawn a crash is not shrunk: the server is gone, nothing can be replayed.
 
 import type { Finding, FuzzCase } from './case.js';
-import { runFuzzCase, FuzzError, type CaseOutcome, type ExchangeSettings } from './exchange.js';
+import { runFuzzCase, crashFoundLater, FuzzError, type CaseOutcome, type ExchangeSettings } from './exchange.js';
 import { casePlanArbitrary, toCase, type CasePlan, type FastCheckModule } from './generate.js';
 import type { Target } from './target.js';
 
@@ -59,16 +59,28 @@ export async function fuzz(fc: FastCheckModule, target: Target, options: FuzzOpt
   // Written by the properties (fast-check calls them), read after each phase.
   const state: { fatal: unknown; failure: Failure | null; smallest: Failure | null } = { fatal: null, failure: null, smallest: null };
   let runs = 0;
+  let previous: { fuzzCase: FuzzCase; framesSent: number } | null = null;
   const search = fc.asyncProperty(arbitrary, async (plan: CasePlan) => {
     runs++;
     const fuzzCase = toCase(plan);
     try {
       const outcome = await runFuzzCase(target, fuzzCase, options);
       options.onProgress?.('search', runs);
-      if (outcome.finding === null) return true;
+      if (outcome.finding === null) {
+        previous = { fuzzCase, framesSent: outcome.framesSent };
+        return true;
+      }
       state.failure = { fuzzCase, outcome: outcome as Failure['outcome'] };
     } catch (error) {
-      state.fatal = error;
+      // A server we do not start was up for the last case and refuses this one: it died after that
+      // case, and its exit raced the check that followed. The last case is the crash.
+      const refusal = error instanceof FuzzError ? /\b(ECONNREFUSED|ECONNRESET)\b/.exec(error.message)?.[1] : undefined;
+      if (previous !== null && !target.spawned && refusal !== undefined) {
+        runs--; // this case never ran
+        state.failure = { fuzzCase: previous.fuzzCase, outcome: crashFoundLater(previous.fuzzCase, previous.framesSent, refusal) as Failure['outcome'] };
+      } else {
+        state.fatal = error;
+      }
     }
     return false; // endOnFailure: the search stops here
   });
