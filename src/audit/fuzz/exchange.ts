@@ -257,16 +257,17 @@ function outcome(fuzzCase: FuzzCase, expectation: Expectation, kind: FindingKind
 }
 
 /**
- * The last case's crash, found only when the next connection was refused: the server's exit raced
- * the check after that case. `refusal` is the error code, e.g. ECONNREFUSED.
+ * The last case's crash, found only when the next case could not connect: the server's exit raced
+ * the check after that case. `problem` is what the liveness check saw, e.g. "the next connection
+ * failed (ECONNREFUSED)".
  */
-export function crashFoundLater(fuzzCase: FuzzCase, framesSent: number, refusal: string): CaseOutcome {
+export function crashFoundLater(fuzzCase: FuzzCase, framesSent: number, problem: string): CaseOutcome {
   return {
     finding: {
       kind: 'crash',
       frames: framesToHex(fuzzCase.frames.slice(0, framesSent)),
       expected: 'the server stays up (the next connection works)',
-      observed: `the next connection failed (${refusal}): the server is down`,
+      observed: `${problem}: the server is down`,
     },
     verdict: 'FAILED',
     framesSent,

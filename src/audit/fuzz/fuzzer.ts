@@ -6,7 +6,7 @@
 import type { Finding, FuzzCase } from './case.js';
 import { runFuzzCase, crashFoundLater, FuzzError, type CaseOutcome, type ExchangeSettings } from './exchange.js';
 import { casePlanArbitrary, toCase, type CasePlan, type FastCheckModule } from './generate.js';
-import type { Target } from './target.js';
+import { checkLiveness, type Target } from './target.js';
 
 /** How to fuzz. */
 export interface FuzzOptions extends ExchangeSettings {
@@ -57,9 +57,21 @@ interface Failure {
 export async function fuzz(fc: FastCheckModule, target: Target, options: FuzzOptions): Promise<FuzzResult> {
   const arbitrary = casePlanArbitrary(fc, { compression: options.compression });
   // Written by the properties (fast-check calls them), read after each phase.
-  const state: { fatal: unknown; failure: Failure | null; smallest: Failure | null } = { fatal: null, failure: null, smallest: null };
+  const state: { fatal: unknown; failure: Failure | null; smallest: Failure | null; down: boolean } = { fatal: null, failure: null, smallest: null, down: false };
   let runs = 0;
-  let previous: { fuzzCase: FuzzCase; framesSent: number } | null = null;
+  // The last case run to its end, and the frames it sent: the crash, when the next one finds the server gone.
+  let last: { fuzzCase: FuzzCase; framesSent: number } | null = null;
+
+  // A server we do not start that cannot take this case although it took the last: it died after
+  // that case (its exit raced the liveness check that followed it), so the last case is the crash.
+  // Any other error ends the run (FuzzError: the server cannot be fuzzed).
+  const crashedBefore = async (error: unknown): Promise<Failure | null> => {
+    if (target.spawned || last === null || !(error instanceof FuzzError)) return null;
+    const liveness = await checkLiveness(target.url, options.timeout);
+    if (liveness.accepts) return null;
+    return { fuzzCase: last.fuzzCase, outcome: crashFoundLater(last.fuzzCase, last.framesSent, liveness.problem) as Failure['outcome'] };
+  };
+
   const search = fc.asyncProperty(arbitrary, async (plan: CasePlan) => {
     runs++;
     const fuzzCase = toCase(plan);
@@ -67,17 +79,15 @@ export async function fuzz(fc: FastCheckModule, target: Target, options: FuzzOpt
       const outcome = await runFuzzCase(target, fuzzCase, options);
       options.onProgress?.('search', runs);
       if (outcome.finding === null) {
-        previous = { fuzzCase, framesSent: outcome.framesSent };
+        last = { fuzzCase, framesSent: outcome.framesSent };
         return true;
       }
       state.failure = { fuzzCase, outcome: outcome as Failure['outcome'] };
     } catch (error) {
-      // A server we do not start was up for the last case and refuses this one: it died after that
-      // case, and its exit raced the check that followed. The last case is the crash.
-      const refusal = error instanceof FuzzError ? /\b(ECONNREFUSED|ECONNRESET)\b/.exec(error.message)?.[1] : undefined;
-      if (previous !== null && !target.spawned && refusal !== undefined) {
+      const crashed = await crashedBefore(error);
+      if (crashed !== null) {
         runs--; // this case never ran
-        state.failure = { fuzzCase: previous.fuzzCase, outcome: crashFoundLater(previous.fuzzCase, previous.framesSent, refusal) as Failure['outcome'] };
+        state.failure = crashed;
       } else {
         state.fatal = error;
       }
@@ -103,19 +113,29 @@ export async function fuzz(fc: FastCheckModule, target: Target, options: FuzzOpt
   let shrinkRuns = 0;
   let reproduced = false;
   const deadline = Date.now() + options.shrinkTime * 1000;
+  last = { fuzzCase: first.fuzzCase, framesSent: first.outcome.framesSent };
   const shrink = fc.asyncProperty(arbitrary, async (plan: CasePlan) => {
-    if (state.fatal !== null || Date.now() > deadline) return true; // out of budget: the rest pass without a run
+    if (state.fatal !== null || state.down || Date.now() > deadline) return true; // out of budget: the rest pass without a run
     shrinkRuns++;
     const fuzzCase = toCase(plan);
     try {
       const outcome = await runFuzzCase(target, fuzzCase, options);
       options.onProgress?.('shrink', shrinkRuns);
+      last = { fuzzCase, framesSent: outcome.framesSent };
       if (outcome.finding?.kind !== kind) return true;
       if (shrinkRuns === 1) reproduced = true;
       state.smallest = { fuzzCase, outcome: outcome as Failure['outcome'] };
       return false;
     } catch (error) {
-      state.fatal = error;
+      // Without --spawn nothing more can be run once the server is gone: the case before this one
+      // killed it, and that crash is the finding.
+      const crashed = await crashedBefore(error);
+      if (crashed === null) state.fatal = error;
+      else {
+        shrinkRuns--; // this case never ran
+        state.down = true;
+        state.smallest = crashed;
+      }
       return true;
     }
   });
@@ -125,7 +145,7 @@ export async function fuzz(fc: FastCheckModule, target: Target, options: FuzzOpt
   return {
     seed: options.seed,
     runs,
-    findings: [{ finding: smallest.outcome.finding, fuzzCase: smallest.fuzzCase, shrinkRuns, shrunk: smallest !== first, reproduced }],
+    findings: [{ finding: smallest.outcome.finding, fuzzCase: smallest.fuzzCase, shrinkRuns, shrunk: smallest !== first && !state.down, reproduced }],
   };
 }
 

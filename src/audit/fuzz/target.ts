@@ -185,21 +185,35 @@ const PROBE = Buffer.from('pef-ws fuzz: still there?');
  * it, sends a Ping and waits for its Pong (§5.5.2), all within `timeout` ms, then closes it.
  */
 export async function checkLiveness(url: URL, timeout: number): Promise<Liveness> {
+  const deadline = performance.now() + timeout;
+  let liveness = await probe(url, timeout);
+  // A connection accepted and then dropped may be a server on its way out: the kernel still accepts
+  // into the listener's backlog while the process exits. Ask again until it answers, refuses, or the
+  // time is up; a server that exits is then seen as down, however slowly it dies.
+  while (!liveness.alive && liveness.accepts && liveness.dropped && performance.now() < deadline) {
+    await sleep(20);
+    liveness = await probe(url, timeout);
+  }
+  return { alive: liveness.alive, accepts: liveness.accepts, problem: liveness.problem };
+}
+
+async function probe(url: URL, timeout: number): Promise<Liveness & { dropped: boolean }> {
   let connection: RawConnection;
   try {
     connection = await RawConnection.open(url, { connectTimeout: timeout });
   } catch (error) {
     const code = error instanceof ConnectError ? error.code : String(error);
-    return { alive: false, accepts: false, problem: `the next connection failed (${code})` };
+    return { alive: false, accepts: false, dropped: false, problem: `the next connection failed (${code})` };
   }
   try {
     const { problem } = await connection.handshake(url, timeout);
-    if (problem !== null) return { alive: false, accepts: true, problem: `the next connection was not upgraded: ${problem}` };
+    if (problem !== null) return { alive: false, accepts: true, dropped: connection.end !== null, problem: `the next connection was not upgraded: ${problem}` };
     await connection.send({ opcode: Opcode.Ping, payload: PROBE });
     const pong = (c: RawConnection): boolean => c.received.some((f) => f.opcode === Opcode.Pong && f.payload.equals(PROBE));
     await connection.waitFor((c) => pong(c) || c.end !== null, timeout);
-    if (pong(connection)) return { alive: true, accepts: true, problem: '' };
-    return { alive: false, accepts: true, problem: connection.end === null ? `the next connection got no Pong within ${timeout} ms` : 'the next connection was closed before it answered a Ping' };
+    if (pong(connection)) return { alive: true, accepts: true, dropped: false, problem: '' };
+    const dropped = connection.end !== null;
+    return { alive: false, accepts: true, dropped, problem: dropped ? 'the next connection was closed before it answered a Ping' : `the next connection got no Pong within ${timeout} ms` };
   } finally {
     connection.destroy();
   }
