@@ -78,3 +78,4 @@ server.on('request', (request: IncomingMessage, response: ServerResponse) => {
 });
 
 server.listen(0, '127.0.0.1', () => console.log(`listening ${(server.address() as AddressInfo).port}`));
+process.on('SIGTERM', () => process.exit(0)); // a clean exit, so that --cpu-prof writes its profile

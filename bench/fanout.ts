@@ -38,11 +38,14 @@ interface Settings {
   batch: number;
 }
 
+// Extra node flags for our servers, e.g. FANOUT_SERVER_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them.
+const serverNodeArgs = (process.env['FANOUT_SERVER_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
+
 async function startServer(system: string): Promise<{ child: ChildProcess; port: number }> {
   const child =
     system === 'bun'
       ? spawn(bun, [join(here, 'fanout-bun.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] })
-      : spawn(process.execPath, ['--import', 'tsx', join(here, 'fanout-server.ts'), system], { stdio: ['ignore', 'pipe', 'inherit'] });
+      : spawn(process.execPath, [...serverNodeArgs, '--import', 'tsx', join(here, 'fanout-server.ts'), system], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -129,8 +132,12 @@ async function measure(system: string, subscribers: number, settings: Settings):
     return figures;
   } finally {
     for (const client of clients) client.disconnect();
-    server.child.kill('SIGKILL');
-    await once(server.child, 'exit').catch(() => {});
+    // SIGTERM: our servers exit cleanly on it (a --cpu-prof profile is written); SIGKILL if one lingers.
+    const exited = once(server.child, 'exit').catch(() => {});
+    server.child.kill('SIGTERM');
+    const lingering = setTimeout(() => server.child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(lingering);
   }
 }
 

@@ -11,7 +11,7 @@ import type { MessageType } from './types.js';
  * {@link WebSocketConnection.sendPrepared} of any number of connections and they all write these
  * same bytes.
  *
- * A connection that negotiated permessage-deflate, or is traced, sends `data` through its own
+ * A connection that negotiated permessage-deflate, or whose frames are traced, sends `data` through its own
  * `send` instead: its compression context is its own (RFC 7692 §7.2.3), so compressed bytes cannot
  * be shared (docs/pubsub.md).
  */

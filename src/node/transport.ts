@@ -207,11 +207,13 @@ export class WebSocketConnection {
    * Sends a message framed once for many connections (pub/sub fan-out): the prepared frame's bytes
    * go to this socket as they are, under the same rules as {@link WebSocketConnection.send}
    * (false when defunct or above the high-water mark; the slowConsumer policy past
-   * maxBufferedAmount). A connection with permessage-deflate or a trace sends `message.data`
-   * through `send` instead: its compressor's context (RFC 7692 §7.2.3) and its trace are its own.
+   * maxBufferedAmount). A connection with permessage-deflate, or whose frames are traced, sends
+   * `message.data` through `send` instead: its compressor's context (RFC 7692 §7.2.3) and its
+   * trace are its own.
    */
   sendPrepared(message: PreparedMessage): boolean {
-    if (this.extensions !== '' || this.#trace !== null) return this.send(message.data, message.type);
+    // Every connection has a trace object; only one whose frames are watched must frame its own.
+    if (this.extensions !== '' || this.#trace?.onFrame != null) return this.send(message.data, message.type);
     if (this.isDefunct()) return false;
     if (this.bufferedAmount > this.#options.maxBufferedAmount) return this.#slowConsumer();
     this.#idle?.touch();

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request } from 'node:http';
+import { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { MemoryBroker, QueueError, WebSocketHandler, WebSocketRouter } from '../../src/index.js';
 import { RawClient } from '../helpers/net.js';
@@ -63,6 +64,36 @@ test('by default a queue message goes to the client as it is: the same frame byt
   for (const { client } of clients) {
     assert.deepEqual(await client.readBytes(7), Buffer.from('810568656c6c6f', 'hex'));
     assert.deepEqual(await client.readBytes(5), Buffer.from('8203010203', 'hex'));
+    client.socket.destroy();
+  }
+});
+
+// Regression: every connection carries a trace object (null only when nothing watches), and
+// sendPrepared took its mere presence for "traced", so every subscriber framed the message anew.
+test('a queue message is framed once: the very same Buffer is written to every subscriber\'s socket', async (t) => {
+  const router = new WebSocketRouter({ compression: false }).route('/q', Forward);
+  const listening = await listen(router);
+  t.after(() => listening.close());
+  const clients = await Promise.all([1, 2, 3].map(() => RawClient.open(listening.port, { path: '/q' })));
+  for (const { client } of clients) assert.deepEqual(await client.readBytes(7), Buffer.from('81057265616479', 'hex')); // 'ready'
+  // What the server's sockets are given to write while the message is published and flushed.
+  const written: unknown[] = [];
+  const write = Socket.prototype.write;
+  Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+    written.push(chunk);
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof write;
+  try {
+    assert.equal(await router.publish('news', 'hello'), 1);
+    await new Promise((resolve) => setImmediate(resolve)); // past the flush microtask
+  } finally {
+    Socket.prototype.write = write;
+  }
+  assert.equal(written.length, 3);
+  assert.deepEqual(written[0], Buffer.from('810568656c6c6f', 'hex'));
+  assert.ok(written[1] === written[0] && written[2] === written[0], 'one frame, the same object for all three');
+  for (const { client } of clients) {
+    assert.deepEqual(await client.readBytes(7), Buffer.from('810568656c6c6f', 'hex'));
     client.socket.destroy();
   }
 });
