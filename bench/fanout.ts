@@ -14,7 +14,7 @@ import { get } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { treeCpuSeconds } from './common.js';
+import { rotate, treeCpuSeconds } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bun = join(here, '..', 'node_modules', '.bin', 'bun');
@@ -36,6 +36,8 @@ interface Settings {
   processes: number;
   publishes: number;
   batch: number;
+  /** Rounds, each with the systems in a rotated order (default 1). */
+  rounds?: number;
 }
 
 // Extra node flags for our servers, e.g. FANOUT_SERVER_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them.
@@ -146,15 +148,18 @@ export async function runFanout(settings: Settings): Promise<FanoutFigure[]> {
   const systems = settings.systems.filter((system) => system !== 'bun' || existsSync(bun));
   if (systems.length < settings.systems.length) console.log('fanout: no bun in node_modules/.bin (npm install -D bun): Bun left out');
   const figures: FanoutFigure[] = [];
-  for (const subscribers of settings.subscribers) {
-    for (const system of systems) figures.push(...(await measure(system, subscribers, settings)));
+  const rounds = settings.rounds ?? 1;
+  for (let round = 0; round < rounds; round++) {
+    for (const subscribers of settings.subscribers) {
+      for (const system of rotate(systems, round)) figures.push(...(await measure(system, subscribers, settings)));
+    }
   }
   console.log('\nfan-out: one publisher, deliveries/s and server CPU µs per delivery (ratio to ws-loop)');
   for (const subscribers of settings.subscribers) {
     for (const size of settings.sizes) {
       const row = figures.filter((f) => f.subscribers === subscribers && f.size === size);
       const base = row.find((f) => f.system === 'ws-loop');
-      console.log(`  ${subscribers} subscribers, ${size} B:`);
+      console.log(`  ${subscribers} subscribers, ${size} B${rounds > 1 ? ' (every round)' : ''}:`);
       for (const f of row) {
         const ratio = base ? ` (${(f.cpuMicrosPerDelivery / base.cpuMicrosPerDelivery).toFixed(2)}x CPU)` : '';
         console.log(`    ${f.system.padEnd(13)} ${Math.round(f.deliveriesPerSecond).toLocaleString('en').padStart(11)} /s  ${f.cpuMicrosPerDelivery.toFixed(3)} µs CPU${ratio}`);
@@ -174,6 +179,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       processes: { type: 'string' },
       publishes: { type: 'string' },
       batch: { type: 'string' },
+      rounds: { type: 'string' },
     },
   });
   const list = (text: string | undefined, fallback: string): number[] => (text ?? fallback).split(',').map(Number);
@@ -184,5 +190,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     processes: Number(values.processes ?? 4),
     publishes: Number(values.publishes ?? (values.quick ? 40 : 200)),
     batch: Number(values.batch ?? 20),
+    rounds: Number(values.rounds ?? 1),
   });
 }

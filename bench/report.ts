@@ -46,7 +46,16 @@ export function formatValue(value: number, unit = ''): string {
   return value.toFixed(3);
 }
 
-function label(system: string): string {
+/** The fan-out bench's systems (bench/fanout-server.ts, bench/fanout-bun.mjs). */
+const FANOUT_LABELS: Record<string, string> = {
+  'ours-deflate': 'ours, permessage-deflate',
+  'ws-loop': 'ws 8, send per client',
+  'ws-prepared': 'ws 8, frame once (Sender.frame)',
+  bun: "Bun, server.publish",
+};
+
+function label(system: string, section = ''): string {
+  if (section.startsWith('fanout')) return system === 'ours' ? 'ours, queue (framed once)' : (FANOUT_LABELS[system] ?? system);
   return SYSTEM_LABELS[system as SystemName] ?? system;
 }
 
@@ -82,7 +91,7 @@ function table(figures: Figure[], order: string[], first: string): string {
   if (figures.length === 0) return '';
   const cols = columns(figures, order);
   const lines = [
-    `| ${first} | ${cols.map(label).join(' | ')} |`,
+    `| ${first} | ${cols.map((c) => label(c, figures[0]!.section)).join(' | ')} |`,
     `| --- | ${cols.map(() => '---').join(' | ')} |`,
     ...figures.map((f) => `| ${f.label} | ${cols.map((c) => cell(f, c)).join(' | ')} |`),
   ];
@@ -145,6 +154,18 @@ function targets(results: BenchResults): Target[] {
   if (parse) {
     const ratio = median(parse, 'ours Connection') / median(parse, 'ws Receiver');
     out.push({ what: 'parsing 16 B frames in 64 KiB chunks (our Connection vs ws Receiver)', goal: '≥ 2× ws', measured: `${ratio.toFixed(2)}× (${formatValue(median(parse, 'ours Connection'))} vs ${formatValue(median(parse, 'ws Receiver'))} frames/s)`, met: ratio >= 2 });
+  }
+  const fanout = results.figures.filter((f) => f.id.startsWith('fanout.cpu.') && Number.isFinite(median(f, 'ours')) && Number.isFinite(median(f, 'bun')));
+  if (fanout.length !== 0) {
+    const toBun = (f: Figure): number => median(f, 'ours') / median(f, 'bun');
+    const toWs = (f: Figure): number => median(f, 'ours') / median(f, 'ws-loop');
+    const worst = fanout.reduce((a, b) => (toBun(b) > toBun(a) ? b : a));
+    out.push({
+      what: 'fan-out, server CPU per delivery (ours, the queue)',
+      goal: '< ws (send per client) and ≤ 1.5× Bun, every row',
+      measured: `×${Math.max(...fanout.map(toWs)).toFixed(2)} ws at most; ×${toBun(worst).toFixed(2)} Bun at most (${worst.label}: ${formatValue(median(worst, 'ours'))} vs ${formatValue(median(worst, 'bun'))} µs)`,
+      met: fanout.every((f) => toWs(f) < 1 && toBun(f) <= 1.5),
+    });
   }
   const up = get('upgrades.rate');
   if (up && Number.isFinite(median(up, 'ws'))) {
@@ -273,6 +294,8 @@ function markdown(results: BenchResults): string {
     ['encode', 'Encoding a server frame, frames per second', '"ours encodeFrame" is the pure [header, payload] encoder, like ws\'s Sender.frame; "ours Connection.sendBinary" is a send queued and taken from the core (binary payloads under 4 KiB are copied behind their header, larger ones follow it as a view).', 'payload'],
     ['observe', 'Watching the wire: what tracing and the diagnostics channels cost', "16 B frames through the whole protocol core. Tracing and the pef-ws:frame channel reach the core as one frame observer, set at open only when tracing is on or the channel has subscribers: with nobody watching, a null check per frame is all that remains; the second column is what a subscriber adds before it does any work of its own.", 'frames'],
     ['unmask', 'Unmasking 1 MiB (GB/s)', 'In place, on a payload at an odd address. Buffer.copy of 1 MiB is the limit.', 'payload'],
+    ['fanout', 'Fan-out: server CPU per delivery (µs)', 'One publisher, every subscriber on one topic, in 4 client processes; each system publishes 200 messages in batches of 20 (the next batch once every subscriber has the last) from an HTTP request to its own server. Ours is `router.publish` with the default onQueue: the frame is built once and the same bytes are written to each socket (the deflate column compresses per subscriber, RFC 7692 §7.2.3). Ratios are to ws sending per client (bench/fanout.ts).', 'subscribers, message'],
+    ['fanout-rate', 'Fan-out: deliveries per second', '', 'subscribers, message'],
   ];
   for (const [section, title, intro, first] of sections) {
     const list = bySection(section);

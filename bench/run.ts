@@ -482,17 +482,35 @@ const results: BenchResults = {
 };
 
 for (const figure of results.figures) printFigure(figure);
-// Fan-out (PEF's queue against ws and Bun): its own table, bench/fanout.ts.
+// Fan-out (PEF's queue against ws and Bun): bench/fanout.ts, its figures kept with the others.
 if (sections.includes('fanout')) {
   const { runFanout } = await import('./fanout.js');
-  await runFanout({
+  const fanout = await runFanout({
     subscribers: quick ? [200] : [1000, 5000],
     sizes: [32, 1024],
     systems: ['ours', 'ours-deflate', 'ws-loop', 'ws-prepared', 'bun'],
     processes: 4,
     publishes: quick ? 40 : 200,
     batch: 20,
+    rounds: quick ? 1 : 3,
   });
+  const kept = new Map<string, Figure>();
+  for (const f of fanout) {
+    const row = `${f.subscribers.toLocaleString('en-US')} subscribers, ${sizeLabel(f.size)}`;
+    for (const [id, section, metric, unit, better, value] of [
+      [`fanout.cpu.${f.subscribers}.${f.size}`, 'fanout', 'fan-out server CPU per delivery', 'µs', 'lower', f.cpuMicrosPerDelivery],
+      [`fanout.rate.${f.subscribers}.${f.size}`, 'fanout-rate', 'fan-out deliveries per second', '/s', 'higher', f.deliveriesPerSecond],
+    ] as const) {
+      let figure = kept.get(id);
+      if (figure === undefined) kept.set(id, (figure = { id, section, metric, label: row, unit, better, baseline: 'ws-loop', size: f.size, systems: {} }));
+      (figure.systems[f.system] ??= []).push(value);
+    }
+  }
+  for (const figure of kept.values()) {
+    results.figures.push(figure);
+    printFigure(figure);
+  }
+  results.durationSeconds = Math.round((Date.now() - started) / 1000);
 }
 for (const note of results.notes) console.log(`note: ${note}`);
 
