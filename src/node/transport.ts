@@ -19,6 +19,30 @@ import type { MessageType, SendData, WebSocketHooks } from './types.js';
  */
 const JOIN_PIECE_MAX = 4 * 1024;
 
+// A burst of prepared frames is the same list of Buffers for every subscriber that got all of it:
+// the last join is kept, so that the burst is joined once for them all, not once per socket.
+let lastPrepared: Buffer[] | null = null;
+let lastJoined: Buffer | null = null;
+
+/** The prepared frames of one flush as one Buffer, or null when one is large (they go corked, as they are). */
+function joinPrepared(frames: Buffer[], bytes: number): Buffer | null {
+  const count = frames.length;
+  const last = lastPrepared;
+  if (last !== null && last.length === count) {
+    let same = true;
+    for (let i = 0; i < count; i++) {
+      if (last[i] !== frames[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastJoined;
+  }
+  for (let i = 0; i < count; i++) if (frames[i]!.length >= JOIN_PIECE_MAX) return null;
+  lastPrepared = frames;
+  return (lastJoined = Buffer.concat(frames, bytes));
+}
+
 /** The error given to onError when a hook throws: its `cause` is what the hook threw. */
 function handlerError(cause: unknown): ProtocolError {
   return new ProtocolError('WS_ERR_HANDLER', CloseCode.InternalError, 'a handler hook threw', { cause });
@@ -215,14 +239,18 @@ export class WebSocketConnection {
     // Every connection has a trace object; only one whose frames are watched must frame its own.
     if (this.extensions !== '' || this.#trace?.onFrame != null) return this.send(message.data, message.type);
     if (this.isDefunct()) return false;
-    if (this.bufferedAmount > this.#options.maxBufferedAmount) return this.#slowConsumer();
+    let buffered = this.bufferedAmount;
+    if (buffered > this.#options.maxBufferedAmount) return this.#slowConsumer();
     this.#idle?.touch();
-    if (this.#conn.outputBytes !== 0) this.#flush(); // what the core queued before goes first
+    if (this.#conn.outputBytes !== 0) {
+      this.#flush(); // what the core queued before goes first
+      buffered = this.bufferedAmount;
+    }
     const frame = message.frame;
     (this.#prepared ??= []).push(frame);
     this.#preparedBytes += frame.length;
     this.#afterSend();
-    return this.bufferedAmount <= this.#options.highWaterMark;
+    return buffered + frame.length <= this.#options.highWaterMark;
   }
 
   /** Sends a Ping (at most 125 bytes). */
@@ -437,9 +465,11 @@ export class WebSocketConnection {
   #flush(): void {
     const socket = this.#socket;
     let output = this.#conn.takeOutput();
-    if (this.#prepared !== null) {
+    const prepared = this.#prepared;
+    if (prepared !== null) {
       // Prepared frames were queued before anything the core holds now (sendPrepared flushes the core first).
-      output = output.length === 0 ? this.#prepared : this.#prepared.concat(output);
+      const joined = output.length === 0 && prepared.length > 1 ? joinPrepared(prepared, this.#preparedBytes) : null;
+      output = joined !== null ? [joined] : output.length === 0 ? prepared : prepared.concat(output);
       this.#prepared = null;
       this.#preparedBytes = 0;
     }

@@ -98,6 +98,36 @@ test('a queue message is framed once: the very same Buffer is written to every s
   }
 });
 
+test('a burst of queue messages is joined once: every subscriber\'s socket is given the same Buffer holding all its frames', async (t) => {
+  const router = new WebSocketRouter({ compression: false }).route('/q', Forward);
+  const listening = await listen(router);
+  t.after(() => listening.close());
+  const clients = await Promise.all([1, 2, 3].map(() => RawClient.open(listening.port, { path: '/q' })));
+  for (const { client } of clients) assert.deepEqual(await client.readBytes(7), Buffer.from('81057265616479', 'hex')); // 'ready'
+  const written: unknown[] = [];
+  const write = Socket.prototype.write;
+  Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+    written.push(chunk);
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof write;
+  try {
+    // Three publishes in one turn: one flush per socket, after all three were delivered.
+    const published = [router.publish('news', 'one'), router.publish('news', 'two'), router.publish('news', Buffer.from([3]))];
+    assert.deepEqual(await Promise.all(published), [1, 2, 3]);
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    Socket.prototype.write = write;
+  }
+  const burst = Buffer.from('81036f6e65' + '810374776f' + '820103', 'hex');
+  assert.equal(written.length, 3);
+  assert.deepEqual(written[0], burst);
+  assert.ok(written[1] === written[0] && written[2] === written[0], 'one joined Buffer, the same object for all three');
+  for (const { client } of clients) {
+    assert.deepEqual(await client.readBytes(burst.length), burst);
+    client.socket.destroy();
+  }
+});
+
 test('subscribe with a last id replays what the client missed, in order, then live', async (t) => {
   const router = new WebSocketRouter().route('/q', Forward);
   const listening = await listen(router);
