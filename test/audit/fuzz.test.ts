@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { acceptWebSocket, type WebSocketConnection } from '../../src/index.js';
-import { fuzz } from '../../src/audit/fuzz/fuzzer.js';
+import { fuzz, type FoundFault, type FuzzResult } from '../../src/audit/fuzz/fuzzer.js';
 import { Target, freePort } from '../../src/audit/fuzz/target.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -56,6 +56,22 @@ async function startProxy(fault: string): Promise<{ child: ChildProcess; port: n
   return { child, port, exited };
 }
 
+/**
+ * Fuzzes the broken proxy with `fault`, not started by the fuzzer (no --spawn), from seed 1, and
+ * waits for the proxy's exit; checks that one crash was found, not shrunk (nothing can be replayed).
+ */
+async function crashWithoutSpawn(fault: string, timeout: number): Promise<{ result: FuzzResult; found: FoundFault }> {
+  const { port, exited } = await startProxy(fault);
+  const target = new Target(new URL(`ws://127.0.0.1:${port}/`), null);
+  const result = await fuzz(fc, target, { seed: 1, runs: 500, time: null, shrinkTime: 60, echo: true, timeout, compression: true });
+  await exited;
+  assert.equal(result.findings.length, 1);
+  const found = result.findings[0]!;
+  assert.equal(found.finding.kind, 'crash');
+  assert.equal(found.shrunk, false);
+  return { result, found };
+}
+
 /** Runs the CLI from src/ (under tsx); resolves with its exit code and output. */
 function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -86,13 +102,13 @@ describe('pef-ws fuzz', () => {
       const target = new Target(new URL(`ws://127.0.0.1:${port}/`), null);
       const result = await fuzz(fc, target, { seed: 2, runs: 500, time: null, shrinkTime: 120, echo: true, timeout: 3000, compression: true });
       assert.equal(result.findings.length, 1);
-      const [found] = result.findings;
-      assert.equal(found!.finding.kind, 'hang');
+      const found = result.findings[0]!;
+      assert.equal(found.finding.kind, 'hang');
       // A Ping (opcode 9) without FIN, masked with the key 00000000, no payload: 09 80 00000000.
-      assert.deepEqual(found!.finding.frames, ['098000000000']);
-      assert.match(found!.finding.expected, /fragmented control frame \(§5\.5\)/);
-      assert.match(found!.finding.observed, /no Close frame; TCP not closed by the server/);
-      assert.equal(found!.shrunk, true);
+      assert.deepEqual(found.finding.frames, ['098000000000']);
+      assert.match(found.finding.expected, /fragmented control frame \(§5\.5\)/);
+      assert.match(found.finding.observed, /no Close frame; TCP not closed by the server/);
+      assert.equal(found.shrunk, true);
     } finally {
       child.kill();
       await exited;
@@ -127,18 +143,11 @@ describe('pef-ws fuzz', () => {
   });
 
   test('without --spawn a crash is reported with the frames sent until the connection died, and the run stops', async () => {
-    const { port, exited } = await startProxy('crash-on-64-bit-length');
-    const target = new Target(new URL(`ws://127.0.0.1:${port}/`), null);
-    const result = await fuzz(fc, target, { seed: 1, runs: 500, time: null, shrinkTime: 60, echo: true, timeout: 10_000, compression: true });
-    await exited;
-    assert.equal(result.findings.length, 1);
-    const [found] = result.findings;
-    assert.equal(found!.finding.kind, 'crash');
-    assert.equal(found!.shrunk, false);
-    assert.equal(found!.shrinkRuns, 0);
-    assert.match(found!.finding.observed, /the next connection failed \(ECONNREFUSED\): the server is down/);
+    const { result, found } = await crashWithoutSpawn('crash-on-64-bit-length', 10_000);
+    assert.equal(found.shrinkRuns, 0);
+    assert.match(found.finding.observed, /the next connection failed \(ECONNREFUSED\): the server is down/);
     // The frame that killed it is among those sent; the search stopped at that case.
-    assert.ok(found!.finding.frames.some((hex) => (parseInt(hex.slice(2, 4), 16) & 0x7f) === 127), found!.finding.frames.join(' '));
+    assert.ok(found.finding.frames.some((hex) => (parseInt(hex.slice(2, 4), 16) & 0x7f) === 127), found.finding.frames.join(' '));
     assert.equal(result.runs, 2);
   });
 
@@ -146,32 +155,19 @@ describe('pef-ws fuzz', () => {
   // server still accepts into its backlog, so the check after the killing case saw a dropped connection
   // (or a hang), not a refusal, and the next case found it gone. Both fixtures make that order certain.
   test('a server that accepts the liveness check while it dies is found as a crash, not a fatal refusal', async () => {
-    const { port, exited } = await startProxy('slow-exit-on-64-bit-length');
-    const target = new Target(new URL(`ws://127.0.0.1:${port}/`), null);
-    const result = await fuzz(fc, target, { seed: 1, runs: 500, time: null, shrinkTime: 60, echo: true, timeout: 10_000, compression: true });
-    await exited;
-    assert.equal(result.findings.length, 1);
-    const [found] = result.findings;
-    assert.equal(found!.finding.kind, 'crash');
-    assert.equal(found!.shrunk, false);
-    assert.match(found!.finding.observed, /^the connection ended and the next connection failed \(ECONNREFUSED\): the server is down$/);
-    assert.ok(found!.finding.frames.some((hex) => (parseInt(hex.slice(2, 4), 16) & 0x7f) === 127), found!.finding.frames.join(' '));
+    const { result, found } = await crashWithoutSpawn('slow-exit-on-64-bit-length', 10_000);
+    assert.match(found.finding.observed, /^the connection ended and the next connection failed \(ECONNREFUSED\): the server is down$/);
+    assert.ok(found.finding.frames.some((hex) => (parseInt(hex.slice(2, 4), 16) & 0x7f) === 127), found.finding.frames.join(' '));
     assert.equal(result.runs, 2);
   });
 
   test('a server that hangs the liveness check and then exits is reported as a crash of the case before, not a fatal refusal while shrinking', async () => {
-    const { port, exited } = await startProxy('hang-then-exit-on-64-bit-length');
-    const target = new Target(new URL(`ws://127.0.0.1:${port}/`), null);
-    // The liveness check waits `timeout` for its Pong: short here, as the hang is certain.
-    const result = await fuzz(fc, target, { seed: 1, runs: 500, time: null, shrinkTime: 60, echo: true, timeout: 500, compression: true });
-    await exited;
-    assert.equal(result.findings.length, 1);
-    const [found] = result.findings;
-    assert.equal(found!.finding.kind, 'crash');
-    assert.equal(found!.shrunk, false);
-    assert.equal(found!.shrinkRuns, 0);
-    assert.equal(found!.finding.observed, 'the next connection failed (ECONNREFUSED): the server is down');
-    assert.ok(found!.finding.frames.some((hex) => (parseInt(hex.slice(2, 4), 16) & 0x7f) === 127), found!.finding.frames.join(' '));
+    // The liveness check waits `timeout` ms for the hung probe: shorter than the default, yet ample
+    // for every other reply on a busy machine.
+    const { result, found } = await crashWithoutSpawn('hang-then-exit-on-64-bit-length', 5000);
+    assert.equal(found.shrinkRuns, 0);
+    assert.equal(found.finding.observed, 'the next connection failed (ECONNREFUSED): the server is down');
+    assert.ok(found.finding.frames.some((hex) => (parseInt(hex.slice(2, 4), 16) & 0x7f) === 127), found.finding.frames.join(' '));
     assert.equal(result.runs, 2);
   });
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { launchChromium, skipWithoutChromium } from '../helpers/chromium.js';
 import { serve } from '../helpers/serve.js';
 
@@ -27,23 +27,32 @@ async function say(page: Page, text: string): Promise<void> {
   await page.press('#text', 'Enter');
 }
 
+/**
+ * Opens Ann's page, then Bob's, reloading Bob's until another worker serves it (the cluster hands
+ * connections round); `prepare` runs on Ann's page before it loads.
+ */
+async function twoPagesOnTwoWorkers(browser: Browser, http: string, room: string, prepare?: (page: Page) => Promise<void>) {
+  const ann = await browser.newPage();
+  await prepare?.(ann);
+  await ann.goto(`${http}chat.html?nick=ann&room=${room}`);
+  const annWorker = await workerOf(ann);
+  await ann.locator('#log div.line', { hasText: '* ann joined' }).waitFor();
+  const bob = await browser.newPage();
+  let bobWorker = annWorker;
+  for (let attempt = 0; attempt < 20 && bobWorker === annWorker; attempt++) {
+    await bob.goto(`${http}chat.html?nick=bob&room=${room}`);
+    bobWorker = await workerOf(bob);
+  }
+  assert.notEqual(bobWorker, annWorker, 'the two pages are served by different workers');
+  return { ann, annWorker, bob };
+}
+
 test('two chat pages on different workers see each other; a page that went away gets what it missed, in order', { skip: skipWithoutChromium }, async (t) => {
   const server = await serve([join(demo, 'app', 'WSTest', 'WebSocket'), '--static', join(demo, 'templates'), '--workers', '4']);
   t.after(() => server.stop());
   const browser = await launchChromium();
   t.after(() => browser.close());
-  const ann = await browser.newPage();
-  await ann.goto(`${server.http}chat.html?nick=ann&room=browser`);
-  const annWorker = await workerOf(ann);
-  await ann.locator('#log div.line', { hasText: '* ann joined' }).waitFor();
-  // Bob's page is reloaded until another worker serves it (the cluster hands connections round).
-  const bob = await browser.newPage();
-  let bobWorker = annWorker;
-  for (let attempt = 0; attempt < 20 && bobWorker === annWorker; attempt++) {
-    await bob.goto(`${server.http}chat.html?nick=bob&room=browser`);
-    bobWorker = await workerOf(bob);
-  }
-  assert.notEqual(bobWorker, annWorker, 'the two pages are served by different workers');
+  const { ann, bob } = await twoPagesOnTwoWorkers(browser, server.http, 'browser');
   await ann.locator('#log div.line', { hasText: '* bob joined' }).last().waitFor();
 
   await say(ann, 'hi bob, from ann');
@@ -76,18 +85,7 @@ test('a page whose worker is killed (SIGKILL) reconnects by itself with its last
   t.after(() => browser.close());
   // Ann's page runs on a clock the test moves: its reconnect (a 1 s timer after the drop) happens
   // only once the lines it is to miss have been said, whatever the machine's load.
-  const ann = await browser.newPage();
-  await ann.clock.install();
-  await ann.goto(`${server.http}chat.html?nick=ann&room=killed`);
-  const annWorker = await workerOf(ann);
-  await ann.locator('#log div.line', { hasText: '* ann joined' }).waitFor();
-  const bob = await browser.newPage();
-  let bobWorker = annWorker;
-  for (let attempt = 0; attempt < 20 && bobWorker === annWorker; attempt++) {
-    await bob.goto(`${server.http}chat.html?nick=bob&room=killed`);
-    bobWorker = await workerOf(bob);
-  }
-  assert.notEqual(bobWorker, annWorker, 'the two pages are served by different workers');
+  const { ann, annWorker, bob } = await twoPagesOnTwoWorkers(browser, server.http, 'killed', (page) => page.clock.install());
   await say(bob, 'before the drop');
   await ann.locator('#log div.line', { hasText: 'bob: before the drop' }).waitFor();
 

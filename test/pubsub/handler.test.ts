@@ -43,6 +43,23 @@ async function nextMessage(ws: Client): Promise<{ data: string | Buffer }> {
   return (await messages(ws, 1))[0]!;
 }
 
+/** What the sockets of this process are given to write while `run` runs and its writes are flushed. */
+async function writtenDuring(run: () => Promise<void>): Promise<unknown[]> {
+  const written: unknown[] = [];
+  const write = Socket.prototype.write;
+  Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+    written.push(chunk);
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof write;
+  try {
+    await run();
+    await new Promise((resolve) => setImmediate(resolve)); // past the flush microtask
+  } finally {
+    Socket.prototype.write = write;
+  }
+  return written;
+}
+
 /** Sends on every message as is (the base onQueue); the topic and last id come from the query. */
 class Forward extends WebSocketHandler {
   override async onOpen(): Promise<void> {
@@ -76,19 +93,7 @@ test('a queue message is framed once: the very same Buffer is written to every s
   t.after(() => listening.close());
   const clients = await Promise.all([1, 2, 3].map(() => RawClient.open(listening.port, { path: '/q' })));
   for (const { client } of clients) assert.deepEqual(await client.readBytes(7), Buffer.from('81057265616479', 'hex')); // 'ready'
-  // What the server's sockets are given to write while the message is published and flushed.
-  const written: unknown[] = [];
-  const write = Socket.prototype.write;
-  Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
-    written.push(chunk);
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as typeof write;
-  try {
-    assert.equal(await router.publish('news', 'hello'), 1);
-    await new Promise((resolve) => setImmediate(resolve)); // past the flush microtask
-  } finally {
-    Socket.prototype.write = write;
-  }
+  const written = await writtenDuring(async () => assert.equal(await router.publish('news', 'hello'), 1));
   assert.equal(written.length, 3);
   assert.deepEqual(written[0], Buffer.from('810568656c6c6f', 'hex'));
   assert.ok(written[1] === written[0] && written[2] === written[0], 'one frame, the same object for all three');
@@ -104,20 +109,11 @@ test('a burst of queue messages is joined once: every subscriber\'s socket is gi
   t.after(() => listening.close());
   const clients = await Promise.all([1, 2, 3].map(() => RawClient.open(listening.port, { path: '/q' })));
   for (const { client } of clients) assert.deepEqual(await client.readBytes(7), Buffer.from('81057265616479', 'hex')); // 'ready'
-  const written: unknown[] = [];
-  const write = Socket.prototype.write;
-  Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
-    written.push(chunk);
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as typeof write;
-  try {
+  const written = await writtenDuring(async () => {
     // Three publishes in one turn: one flush per socket, after all three were delivered.
     const published = [router.publish('news', 'one'), router.publish('news', 'two'), router.publish('news', Buffer.from([3]))];
     assert.deepEqual(await Promise.all(published), [1, 2, 3]);
-    await new Promise((resolve) => setImmediate(resolve));
-  } finally {
-    Socket.prototype.write = write;
-  }
+  });
   const burst = Buffer.from('81036f6e65' + '810374776f' + '820103', 'hex');
   assert.equal(written.length, 3);
   assert.deepEqual(written[0], burst);
