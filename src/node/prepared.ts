@@ -11,9 +11,9 @@ import type { MessageType } from './types.js';
  * {@link WebSocketConnection.sendPrepared} of any number of connections and they all write these
  * same bytes.
  *
- * A connection that negotiated permessage-deflate, or whose frames are traced, sends `data` through its own
- * `send` instead: its compression context is its own (RFC 7692 §7.2.3), so compressed bytes cannot
- * be shared (docs/pubsub.md).
+ * A connection that negotiated permessage-deflate, or whose frames are traced, sends `data`
+ * through its own `send` instead: its compression context is its own (RFC 7692 §7.2.3), so
+ * compressed bytes cannot be shared (docs/pubsub.md).
  */
 export class PreparedMessage {
   /** The message: a string for `'text'`, a Buffer for `'binary'`. */

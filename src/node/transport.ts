@@ -20,7 +20,9 @@ import type { MessageType, SendData, WebSocketHooks } from './types.js';
 const JOIN_PIECE_MAX = 4 * 1024;
 
 // A burst of prepared frames is the same list of Buffers for every subscriber that got all of it:
-// the last join is kept, so that the burst is joined once for them all, not once per socket.
+// the last join is kept, so that the burst is joined once for them all, not once per socket. Only
+// a join of up to JOINED_KEPT_MAX bytes is kept, so that what stays after a burst is small.
+const JOINED_KEPT_MAX = 64 * 1024;
 let lastPrepared: Buffer[] | null = null;
 let lastJoined: Buffer | null = null;
 
@@ -39,8 +41,12 @@ function joinPrepared(frames: Buffer[], bytes: number): Buffer | null {
     if (same) return lastJoined;
   }
   for (let i = 0; i < count; i++) if (frames[i]!.length >= JOIN_PIECE_MAX) return null;
-  lastPrepared = frames;
-  return (lastJoined = Buffer.concat(frames, bytes));
+  const joined = Buffer.concat(frames, bytes);
+  if (bytes <= JOINED_KEPT_MAX) {
+    lastPrepared = frames;
+    lastJoined = joined;
+  }
+  return joined;
 }
 
 /** The error given to onError when a hook throws: its `cause` is what the hook threw. */
