@@ -73,6 +73,20 @@ describe('npm pack', () => {
     const lock = JSON.parse(readFileSync(join(consumer, 'package-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
     assert.deepEqual(Object.keys(lock.packages).sort(), ['', 'node_modules/pef-front-websocket']);
   });
+
+  test('package.json holds each key once, so the redis peer dependency is not lost to a second peerDependencies', () => {
+    // JSON.parse keeps the last of two equal keys: a package.json with "peerDependencies" twice
+    // shipped fast-check as its only peer, and redis (RedisBroker's client) undeclared. npm writes
+    // package.json as JSON.stringify(…, null, 2): a duplicate key makes the text differ from that.
+    const text = readFileSync(join(root, 'package.json'), 'utf8');
+    assert.equal(JSON.stringify(JSON.parse(text), null, 2) + '\n', text);
+    const installed = JSON.parse(readFileSync(join(consumer, 'node_modules', 'pef-front-websocket', 'package.json'), 'utf8')) as {
+      peerDependencies?: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+    };
+    assert.deepEqual(installed.peerDependencies, { 'fast-check': '^4.0.0', redis: '>=4.6' });
+    assert.deepEqual(installed.peerDependenciesMeta, { 'fast-check': { optional: true }, redis: { optional: true } });
+  });
 });
 
 describe('the installed package', () => {
