@@ -113,6 +113,8 @@ export class WebSocketConnection {
   // goes out in one write per socket.
   #prepared: Buffer[] | null = null;
   #preparedBytes = 0;
+  /** What the socket and the core held when the burst's first frame came (its bytes not counted). */
+  #preparedBase = 0;
 
   /** @internal Connections come from acceptWebSocket (or a router), which runs the handshake first. */
   constructor(
@@ -242,6 +244,17 @@ export class WebSocketConnection {
    * trace are its own.
    */
   sendPrepared(message: PreparedMessage): boolean {
+    const prepared = this.#prepared;
+    if (prepared !== null && this.#conn.outputBytes === 0 && !this.isDefunct()) {
+      // The next message of a burst: nothing was written since its first, whose checks hold, and
+      // its flush is scheduled. What is buffered is what the socket held then plus the burst.
+      const buffered = this.#preparedBase + this.#preparedBytes;
+      if (buffered > this.#options.maxBufferedAmount) return this.#slowConsumer();
+      const frame = message.frame;
+      prepared.push(frame);
+      this.#preparedBytes += frame.length;
+      return buffered + frame.length <= this.#options.highWaterMark;
+    }
     // Every connection has a trace object; only one whose frames are watched must frame its own.
     if (this.extensions !== '' || this.#trace?.onFrame != null) return this.send(message.data, message.type);
     if (this.isDefunct()) return false;
@@ -252,9 +265,11 @@ export class WebSocketConnection {
       this.#flush(); // what the core queued before goes first
       buffered = this.bufferedAmount;
     }
+    // The first of a burst (a flush above, or none pending, left no prepared frames).
     const frame = message.frame;
-    (this.#prepared ??= []).push(frame);
-    this.#preparedBytes += frame.length;
+    this.#prepared = [frame];
+    this.#preparedBytes = frame.length;
+    this.#preparedBase = buffered;
     this.#afterSend();
     return buffered + frame.length <= this.#options.highWaterMark;
   }

@@ -6,6 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import type { MessageType } from '../../src/node/types.js';
+import { PreparedMessage } from '../../src/node/prepared.js';
 import { Harness, tick, type Session } from './harness.js';
 import { RawClient, clientFrame, closePayload, parseFrame } from '../helpers/net.js';
 
@@ -155,6 +156,55 @@ describe('backpressure', () => {
     assert.equal(session.ws.send('12345678'), true); // 10 bytes with its header
     assert.equal(session.ws.send('x'), false); // 13 bytes
     assert.deepEqual(await client.readBytes(13), Buffer.concat([hex('81 08'), Buffer.from('12345678'), hex('81 01 78')]));
+    await finish(harness, client, session);
+  });
+});
+
+describe('sendPrepared: a burst of frames made once', () => {
+  test('each frame of a burst counts in bufferedAmount and the return value, and the burst leaves in one write', async () => {
+    const { harness, client, session } = await open({ options: { highWaterMark: 10 } });
+    const writes = session.writes;
+    assert.equal(session.ws.sendPrepared(new PreparedMessage('1234')), true); // 6 bytes
+    assert.equal(session.ws.bufferedAmount, 6);
+    assert.equal(session.ws.sendPrepared(new PreparedMessage('ab')), true); // 10: at the mark
+    assert.equal(session.ws.sendPrepared(new PreparedMessage('c')), false); // 13: past it
+    assert.equal(session.ws.bufferedAmount, 13);
+    assert.deepEqual(await client.readBytes(13), hex('81 04 31 32 33 34 81 02 61 62 81 01 63'));
+    assert.equal(session.writes - writes, 1);
+    await finish(harness, client, session);
+  });
+
+  test('a burst past maxBufferedAmount meets the slowConsumer policy at the first frame over, not after the burst', async () => {
+    // 'drop': frames once more than 8 bytes wait are dropped (false); the rest of the burst goes.
+    const { harness, client, session } = await open({ options: { maxBufferedAmount: 8, slowConsumer: 'drop' } });
+    const results = ['aaaa', 'bbbb', 'cccc', 'dddd'].map((text) => session.ws.sendPrepared(new PreparedMessage(text)));
+    // 6 and 12 bytes queued before the second and third: the third and fourth are dropped.
+    assert.deepEqual(results, [true, true, false, false]);
+    assert.equal(session.ws.bufferedAmount, 12);
+    assert.deepEqual(await client.readBytes(12), hex('81 04 61 61 61 61 81 04 62 62 62 62'));
+    await finish(harness, client, session);
+  });
+
+  test('a send between two prepared frames of one burst keeps its place on the wire', async () => {
+    const { harness, client, session } = await open();
+    session.ws.sendPrepared(new PreparedMessage('1'));
+    session.ws.sendPrepared(new PreparedMessage('2'));
+    session.ws.send('3');
+    session.ws.sendPrepared(new PreparedMessage('4'));
+    session.ws.sendPrepared(new PreparedMessage(Buffer.from('5')));
+    assert.deepEqual(await client.readBytes(15), hex('81 01 31 81 01 32 81 01 33 81 01 34 82 01 35'));
+    await finish(harness, client, session);
+  });
+
+  test('after close() the rest of a burst is not sent: false, and nothing follows the Close', async () => {
+    const { harness, client, session } = await open();
+    assert.equal(session.ws.sendPrepared(new PreparedMessage('a')), true);
+    session.ws.close(CloseCode.Normal);
+    assert.equal(session.ws.sendPrepared(new PreparedMessage('b')), false);
+    assert.deepEqual(await client.readBytes(7), hex('81 01 61 88 02 03 e8'));
+    client.sendFrame(Opcode.Close, closePayload(CloseCode.Normal));
+    await session.closed();
+    assert.equal(client.pending, 0);
     await finish(harness, client, session);
   });
 });
