@@ -4,6 +4,8 @@
 //   ours-deflate the same with permessage-deflate negotiated (each subscriber compresses for itself)
 //   ws-loop      ws: a loop over its clients calling send
 //   ws-prepared  ws: the frame built once with WebSocket.Sender.frame, its bytes written to each socket
+//   raw          the limit for any Node server: a 101 by hand, each message framed once, a request's
+//                frames joined once and written to every socket with one socket.write each
 // Prints "listening <port>" once ready. Usage: node --import tsx bench/fanout-server.ts <system>
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -12,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import * as wsModule from 'ws';
 import { WebSocketServer } from 'ws';
 import { WebSocketHandler, WebSocketRouter } from '../src/index.js';
-import { type PayloadKind, payload } from './common.js';
+import { type PayloadKind, acceptKey, payload } from './common.js';
 
 const system = process.argv[2] ?? 'ours';
 /** ws's frame builder: exported by ws (Sender), though @types/ws does not declare it. */
@@ -25,6 +27,8 @@ interface FrameOptions {
 }
 const Sender = (wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } }).Sender;
 let publish: (data: string | Buffer) => void;
+/** Called once a request's messages were all published (raw writes them then). */
+let published: () => void = () => {};
 const server = createServer();
 
 if (system === 'ours' || system === 'ours-deflate') {
@@ -61,6 +65,28 @@ if (system === 'ours' || system === 'ours-deflate') {
       for (const client of wss.clients) (client as unknown as { _socket: Duplex })._socket.write(frame);
     };
   }
+} else if (system === 'raw') {
+  const sockets = new Set<Duplex>();
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => {});
+    (socket as Duplex & { setNoDelay(v: boolean): void }).setNoDelay(true);
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(request.headers['sec-websocket-key']))}\r\n\r\n`,
+    );
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('end', () => socket.end());
+  });
+  let frames: Buffer[] = [];
+  publish = (data) => {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    frames.push(...Sender.frame(bytes, { fin: true, opcode: typeof data === 'string' ? 1 : 2, mask: false, readOnly: true, rsv1: false }));
+  };
+  published = () => {
+    const joined = Buffer.concat(frames);
+    frames = [];
+    for (const socket of sockets) socket.write(joined);
+  };
 } else {
   throw new Error(`unknown system ${system}`);
 }
@@ -74,6 +100,7 @@ server.on('request', (request: IncomingMessage, response: ServerResponse) => {
   const bytes = payload(size, kind);
   const data = kind === 'binary' ? bytes : bytes.toString('utf8');
   for (let i = 0; i < count; i++) publish(data);
+  published();
   response.end('ok');
 });
 

@@ -1,11 +1,13 @@
 // `npm run bench` section "fanout" (or alone: node --import tsx bench/fanout.ts [--quick]): one
 // publisher, many subscribers in client processes. Each server is its own process; per system and
-// size it publishes `publishes` messages in batches (the next batch once every subscriber has the
-// last), and reports deliveries per second and the server's CPU time per delivery (from /proc).
+// size it publishes `warmup` messages untimed, then at least `publishes` and for at least `seconds`,
+// in batches (the next batch once every subscriber has the last), and reports deliveries per second
+// and the server's CPU time per delivery (from /proc).
 // Systems: ours (the queue, framed once), ours-deflate (each subscriber compresses for itself),
 // ws-loop (ws, send per client), ws-prepared (ws, Sender.frame once, same bytes per socket), bun
-// (Bun's server.publish, from the npm package `bun`).
-//   --subscribers 1000,5000 --sizes 32,1024 --systems ... --processes 4 --publishes 200 --batch 20
+// (Bun's server.publish, from the npm package `bun`), raw (the limit for any Node server: a
+// request's frames joined once, one socket.write per subscriber, no library).
+//   --subscribers 1000,5000 --sizes 32,1024 --systems ... --processes 4 --publishes 200 --batch 20 --warmup 100 --seconds 2
 
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -18,7 +20,7 @@ import { rotate, treeCpuSeconds } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const bun = join(here, '..', 'node_modules', '.bin', 'bun');
-const ALL = ['ours', 'ours-deflate', 'ws-loop', 'ws-prepared', 'bun'] as const;
+const ALL = ['ours', 'ours-deflate', 'ws-loop', 'ws-prepared', 'bun', 'raw'] as const;
 
 export interface FanoutFigure {
   system: string;
@@ -36,6 +38,10 @@ interface Settings {
   processes: number;
   publishes: number;
   batch: number;
+  /** Timed publishes go on until this many seconds have passed (at least `publishes` of them). */
+  seconds: number;
+  /** Publishes sent untimed before each measurement (in batches). */
+  warmup: number;
   /** Rounds, each with the systems in a rotated order (default 1). */
   rounds?: number;
 }
@@ -113,15 +119,27 @@ async function measure(system: string, subscribers: number, settings: Settings):
       await request(server.port, `/publish?count=1&size=${size}`);
       expected += subscribers;
       await waitFor(clients, expected);
-      const cpu = treeCpuSeconds(server.child.pid!);
-      const started = process.hrtime.bigint();
-      for (let sent = 0; sent < settings.publishes; sent += settings.batch) {
+      // Untimed warm-up batches: the server's code optimized and its heap settled after the
+      // connections, which otherwise cost 200 timed publishes about twice their steady-state CPU.
+      for (let sent = 0; sent < settings.warmup; sent += settings.batch) {
         await request(server.port, `/publish?count=${settings.batch}&size=${size}`);
         expected += settings.batch * subscribers;
         await waitFor(clients, expected);
       }
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const deliveries = settings.publishes * subscribers;
+      const cpu = treeCpuSeconds(server.child.pid!);
+      const started = process.hrtime.bigint();
+      const elapsed = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+      // At least `publishes`, and on for at least `seconds`: /proc counts CPU in 10 ms ticks, so a
+      // fast system needs more than 200 publishes for its figure to be more than a few ticks.
+      let sent = 0;
+      while (sent < settings.publishes || elapsed() < settings.seconds) {
+        await request(server.port, `/publish?count=${settings.batch}&size=${size}`);
+        sent += settings.batch;
+        expected += settings.batch * subscribers;
+        await waitFor(clients, expected);
+      }
+      const seconds = elapsed();
+      const deliveries = sent * subscribers;
       figures.push({
         system,
         subscribers,
@@ -179,6 +197,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       processes: { type: 'string' },
       publishes: { type: 'string' },
       batch: { type: 'string' },
+      warmup: { type: 'string' },
+      seconds: { type: 'string' },
       rounds: { type: 'string' },
     },
   });
@@ -190,6 +210,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     processes: Number(values.processes ?? 4),
     publishes: Number(values.publishes ?? (values.quick ? 40 : 200)),
     batch: Number(values.batch ?? 20),
+    warmup: Number(values.warmup ?? (values.quick ? 20 : 100)),
+    seconds: Number(values.seconds ?? (values.quick ? 0.5 : 2)),
     rounds: Number(values.rounds ?? 1),
   });
 }

@@ -52,6 +52,7 @@ const FANOUT_LABELS: Record<string, string> = {
   'ws-loop': 'ws 8, send per client',
   'ws-prepared': 'ws 8, frame once (Sender.frame)',
   bun: "Bun, server.publish",
+  raw: 'raw node loop (limit)',
 };
 
 function label(system: string, section = ''): string {
@@ -294,7 +295,7 @@ function markdown(results: BenchResults): string {
     ['encode', 'Encoding a server frame, frames per second', '"ours encodeFrame" is the pure [header, payload] encoder, like ws\'s Sender.frame; "ours Connection.sendBinary" is a send queued and taken from the core (binary payloads under 4 KiB are copied behind their header, larger ones follow it as a view).', 'payload'],
     ['observe', 'Watching the wire: what tracing and the diagnostics channels cost', "16 B frames through the whole protocol core. Tracing and the pef-ws:frame channel reach the core as one frame observer, set at open only when tracing is on or the channel has subscribers: with nobody watching, a null check per frame is all that remains; the second column is what a subscriber adds before it does any work of its own.", 'frames'],
     ['unmask', 'Unmasking 1 MiB (GB/s)', 'In place, on a payload at an odd address. Buffer.copy of 1 MiB is the limit.', 'payload'],
-    ['fanout', 'Fan-out: server CPU per delivery (µs)', 'One publisher, every subscriber on one topic, in 4 client processes; each system publishes 200 messages in batches of 20 (the next batch once every subscriber has the last) from an HTTP request to its own server. Ours is `router.publish` with the default onQueue: the frame is built once and the same bytes are written to each socket (the deflate column compresses per subscriber, RFC 7692 §7.2.3). Ratios are to ws sending per client (bench/fanout.ts).', 'subscribers, message'],
+    ['fanout', 'Fan-out: server CPU per delivery (µs)', 'One publisher, every subscriber on one topic, in 4 client processes; each system publishes messages in batches of 20 (the next batch once every subscriber has the last) from an HTTP request to its own server: 100 untimed, then at least 200 and for at least 2 s. Ours is `router.publish` with the default onQueue: the frame is built once and the same bytes are written to each socket (the deflate column compresses per subscriber, RFC 7692 §7.2.3). Ratios are to ws sending per client. The raw column is the limit for any Node server: the frames of a request joined once and one socket.write per subscriber, with no library (bench/fanout.ts).', 'subscribers, message'],
     ['fanout-rate', 'Fan-out: deliveries per second', '', 'subscribers, message'],
   ];
   for (const [section, title, intro, first] of sections) {

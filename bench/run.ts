@@ -488,10 +488,12 @@ if (sections.includes('fanout')) {
   const fanout = await runFanout({
     subscribers: quick ? [200] : [1000, 5000],
     sizes: [32, 1024],
-    systems: ['ours', 'ours-deflate', 'ws-loop', 'ws-prepared', 'bun'],
+    systems: ['ours', 'ours-deflate', 'ws-loop', 'ws-prepared', 'bun', 'raw'],
     processes: 4,
     publishes: quick ? 40 : 200,
     batch: 20,
+    warmup: quick ? 20 : 100,
+    seconds: quick ? 0.5 : 2,
     rounds: 1, // ws's send per client at 5,000 subscribers takes a minute a round
   });
   const kept = new Map<string, Figure>();
