@@ -27,8 +27,8 @@ interface FrameOptions {
 }
 const Sender = (wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } }).Sender;
 let publish: (data: string | Buffer) => void;
-/** Called once a request's messages were all published (raw writes them then). */
-let published: () => void = () => {};
+/** Called once a request's messages were all published (raw writes them then); the response waits for it. */
+let published: () => void | Promise<void> = () => {};
 const server = createServer();
 
 if (system === 'ours' || system === 'ours-deflate') {
@@ -44,7 +44,15 @@ if (system === 'ours' || system === 'ours-deflate') {
     maxBufferedAmount: 1 << 30,
   }).route('/echo', Subscriber);
   router.attach(server);
-  publish = (data) => void router.publish('fan', data);
+  let publishes: Promise<number>[] = [];
+  publish = (data) => void publishes.push(router.publish('fan', data));
+  // The response once the request's messages are written (raw and Bun write before responding too):
+  // answering first would wake the load generator while the server still writes to every socket.
+  published = async () => {
+    const all = publishes;
+    publishes = [];
+    await Promise.all(all);
+  };
 } else if (system === 'ws-loop' || system === 'ws-prepared') {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -100,8 +108,7 @@ server.on('request', (request: IncomingMessage, response: ServerResponse) => {
   const bytes = payload(size, kind);
   const data = kind === 'binary' ? bytes : bytes.toString('utf8');
   for (let i = 0; i < count; i++) publish(data);
-  published();
-  response.end('ok');
+  void Promise.resolve(published()).then(() => response.end('ok'));
 });
 
 server.listen(0, '127.0.0.1', () => console.log(`listening ${(server.address() as AddressInfo).port}`));
