@@ -325,17 +325,18 @@ function markdown(results: BenchResults): string {
   out.push('## How to run');
   out.push('');
   out.push('```sh');
-  out.push('npm run bench                                   # everything, about 12 minutes on 2 cores');
+  out.push('npm run bench                                   # everything (and these docs), about 18 minutes on 2 cores');
   out.push('npm run bench -- --quick                        # fewer rounds and sizes, under 3 minutes');
   out.push('npm run bench -- --systems ours,ws --sections echo,memory');
-  out.push('npm run bench -- --systems ours,ws,raw --sections echo --echo 16384:text,1048576:text-utf8 --no-docs   # chosen echo rows');
-  out.push('npm run bench -- --systems base,ours,ws --base ../main --no-docs   # another checkout (base) beside this one, in one run');
-  out.push('npm run bench -- --systems ours,ws --sections echo --profile /tmp/prof --no-docs   # servers under --cpu-prof');
+  out.push('npm run bench -- --systems ours,ws,raw --sections echo --echo 16384:text,1048576:text-utf8   # chosen echo rows');
+  out.push('npm run bench -- --systems base,ours,ws --base ../main   # another checkout (base) beside this one, in one run');
+  out.push('npm run bench -- --systems ours,ws --sections echo --profile /tmp/prof   # servers under --cpu-prof');
+  out.push('node --import tsx bench/fanout.ts --systems ours,raw,bun --rounds 3   # fan-out alone');
   out.push('node --import tsx bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile   # self time by function, as shares');
   out.push('node --import tsx bench/report.ts bench/results/latest.json   # redraw these docs from saved results');
   out.push('```');
   out.push('');
-  out.push('Results are saved as JSON under bench/results/ (not committed).');
+  out.push('Results are saved as JSON under bench/results/ (not committed). Only a full run rewrites these docs; a narrowed one (any of the options above) leaves them as they are unless given `--docs`.');
   out.push('');
   return out.join('\n');
 }

@@ -2,7 +2,8 @@
 // order of the systems (A B C, B C A, ...). Prints median (min-max) and the ratio to ws, saves the
 // results as JSON and regenerates docs/benchmarks.md and docs/benchmarks.svg.
 //   npm run bench -- [--quick] [--systems ours,ws,...] [--sections micro,echo,scaling,upgrades,memory,fanout]
-//                    [--rounds N] [--out FILE] [--no-docs] [--echo 16384:text,262144:text-utf8,...]
+//                    [--rounds N] [--out FILE] [--no-docs | --docs] [--echo 16384:text,262144:text-utf8,...]
+// Only a full run (none of the options that narrow it) rewrites the docs, unless --docs is given.
 // --echo keeps only the listed echo rows (size in bytes : binary | text | text-utf8), for focused runs;
 // --no-jit skips the untimed warm-up traffic; --profile DIR runs each server under `node --cpu-prof`
 // and leaves its .cpuprofile in DIR (summarize with bench/profile-summary.ts); --base DIR adds the
@@ -31,6 +32,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     out: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
+    docs: { type: 'boolean', default: false },
     echo: { type: 'string' },
     profile: { type: 'string' },
     base: { type: 'string' },
@@ -522,7 +524,13 @@ mkdirSync(join(root, 'bench/results'), { recursive: true });
 writeFileSync(out, JSON.stringify(results, null, 1) + '\n');
 writeFileSync(join(root, 'bench/results/latest.json'), JSON.stringify(results, null, 1) + '\n');
 console.log(`results: ${relative(process.cwd(), out)} (and bench/results/latest.json)`);
-if (!args['no-docs']) {
+// Only a full run replaces the docs: a focused one (--sections, --systems, --echo, --quick, ...)
+// would overwrite every figure with a few. --docs writes them anyway.
+const partial = args.sections !== undefined || args.systems !== undefined || args.echo !== undefined ||
+  quick || args['no-jit'] || args.profile !== undefined || args.base !== undefined;
+if (args['no-docs'] || (partial && !args.docs)) {
+  console.log(`docs not written${partial ? ' (a partial run; --docs writes them anyway)' : ''}: node --import tsx bench/report.ts ${relative(process.cwd(), out)} writes them from these results`);
+} else {
   writeDocs(results, root);
   console.log('wrote docs/benchmarks.md and docs/benchmarks.svg');
 }
