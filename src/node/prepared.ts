@@ -11,9 +11,10 @@ import type { MessageType } from './types.js';
  * {@link WebSocketConnection.sendPrepared} of any number of connections and they all write these
  * same bytes.
  *
- * A connection that negotiated permessage-deflate, or whose frames are traced, sends `data`
- * through its own `send` instead: its compression context is its own (RFC 7692 §7.2.3), so
- * compressed bytes cannot be shared (docs/pubsub.md).
+ * A client connection (it masks every frame with a key of its own, RFC 6455 §5.1), a connection
+ * that negotiated permessage-deflate, or one whose frames are traced, sends `data` through its own
+ * `send` instead: its compression context is its own (RFC 7692 §7.2.3), so compressed bytes cannot
+ * be shared (docs/pubsub.md).
  */
 export class PreparedMessage {
   /** The message: a string for `'text'`, a Buffer for `'binary'`. */

@@ -239,8 +239,9 @@ export class WebSocketConnection {
    * Sends a message framed once for many connections (pub/sub fan-out): the prepared frame's bytes
    * go to this socket as they are, under the same rules as {@link WebSocketConnection.send}
    * (false when defunct or above the high-water mark; the slowConsumer policy past
-   * maxBufferedAmount). A connection with permessage-deflate, or whose frames are traced, sends
-   * `message.data` through `send` instead: its compressor's context (RFC 7692 §7.2.3) and its
+   * maxBufferedAmount). A client connection (which masks every frame, RFC 6455 §5.1), a
+   * connection with permessage-deflate, or one whose frames are traced, sends `message.data`
+   * through `send` instead: its masking keys, its compressor's context (RFC 7692 §7.2.3) and its
    * trace are its own.
    */
   sendPrepared(message: PreparedMessage): boolean {
@@ -255,8 +256,10 @@ export class WebSocketConnection {
       this.#preparedBytes += frame.length;
       return buffered + frame.length <= this.#options.highWaterMark;
     }
-    // Every connection has a trace object; only one whose frames are watched must frame its own.
-    if (this.extensions !== '' || this.#trace?.onFrame != null) return this.send(message.data, message.type);
+    // A prepared frame is a server's: unmasked. A client masks every frame it sends (RFC 6455 §5.1),
+    // each with a key of its own, so it cannot share one. Every connection has a trace object; only
+    // one whose frames are watched must frame its own.
+    if (this.extensions !== '' || this.#trace?.onFrame != null || this.#conn.role === 'client') return this.send(message.data, message.type);
     if (this.isDefunct()) return false;
     let buffered = this.bufferedAmount;
     if (buffered > this.#options.maxBufferedAmount) return this.#slowConsumer();

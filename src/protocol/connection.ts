@@ -291,6 +291,11 @@ export class Connection implements FrameSink {
     });
   }
 
+  /** 'client' (frames sent are masked, §5.1) or 'server'. */
+  get role(): 'client' | 'server' {
+    return this.#client ? 'client' : 'server';
+  }
+
   /** Open, Closing (a Close was sent or received) or Closed. */
   get state(): ConnectionState {
     return this.#state;

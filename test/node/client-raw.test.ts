@@ -5,9 +5,10 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { setImmediate as tick } from 'node:timers/promises';
-import { connect, CloseCode, HandshakeError, Opcode, ProtocolError, type ConnectOptions, type WebSocketHooks } from '../../src/index.js';
+import { connect, CloseCode, HandshakeError, Opcode, PreparedMessage, ProtocolError, type ConnectOptions, type OpenMessage, type WebSocketConnection, type WebSocketHooks } from '../../src/index.js';
 import { closePayload } from '../helpers/net.js';
 import { RawPeer, rawServer, response101 } from './client-helpers.js';
 
@@ -137,6 +138,29 @@ describe('5.3 masking', () => {
       assert.deepEqual(close.payload, closePayload(1000, 'done'));
       keys.add(close.maskKey!.toString('hex'));
       assert.equal(keys.size, 23);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('sendPrepared on a client masks the frame (a prepared frame is a server\'s, unmasked: it went out unmasked)', async () => {
+    // The client's connection, as the pef-ws:open diagnostics channel hands it out.
+    let connection: WebSocketConnection | null = null;
+    const onOpen = (message: unknown): void => void (connection = (message as OpenMessage).connection);
+    subscribe('pef-ws:open', onOpen);
+    const { server, peer } = await openPair().finally(() => unsubscribe('pef-ws:open', onOpen));
+    try {
+      const message = new PreparedMessage('hi');
+      assert.equal(connection!.sendPrepared(message), true);
+      assert.equal(connection!.sendPrepared(message), true);
+      const keys = new Set<string>();
+      for (let i = 0; i < 2; i++) {
+        const frame = await peer.readFrame();
+        assert.deepEqual([frame.masked, frame.opcode, frame.payload.toString()], [true, Opcode.Text, 'hi']);
+        keys.add(frame.maskKey!.toString('hex'));
+      }
+      assert.equal(keys.size, 2);
+      assert.deepEqual(message.frame, Buffer.from('8102' + Buffer.from('hi').toString('hex'), 'hex')); // the shared frame itself is untouched
     } finally {
       await server.close();
     }
