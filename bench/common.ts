@@ -3,6 +3,8 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /**
  * The servers compared. `ws` has its bufferutil addon; `ws-js` is ws with WS_NO_BUFFER_UTIL=1.
@@ -84,6 +86,20 @@ export function handshakeRequest(port: number): { request: Buffer; accept: strin
 
 export function acceptKey(key: string): string {
   return createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+/**
+ * The raw systems' upgrade (the limit for any Node server): a 101 by hand on node:http's upgrade
+ * socket, no delay, errors ignored, and the socket ended when the client ends (node:http's sockets
+ * allow half-open: without it, closed clients pile up in CLOSE_WAIT).
+ */
+export function acceptRawUpgrade(request: IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => {});
+  (socket as Duplex & { setNoDelay(v: boolean): void }).setNoDelay(true);
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(request.headers['sec-websocket-key']))}\r\n\r\n`,
+  );
+  socket.on('end', () => socket.end());
 }
 
 // ------------------------------------------------------------------ CPU time from /proc

@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import * as wsModule from 'ws';
 import { WebSocketServer } from 'ws';
 import { WebSocketHandler, WebSocketRouter } from '../src/index.js';
-import { type PayloadKind, acceptKey, payload } from './common.js';
+import { type PayloadKind, acceptRawUpgrade, payload } from './common.js';
 
 const system = process.argv[2] ?? 'ours';
 /** ws's frame builder: exported by ws (Sender), though @types/ws does not declare it. */
@@ -26,6 +26,11 @@ interface FrameOptions {
   rsv1: boolean;
 }
 const Sender = (wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } }).Sender;
+/** One message as a server frame, by ws's Sender.frame (header and payload as one Buffer). */
+function serverFrame(data: string | Buffer): Buffer {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  return Buffer.concat(Sender.frame(bytes, { fin: true, opcode: typeof data === 'string' ? 1 : 2, mask: false, readOnly: true, rsv1: false }));
+}
 let publish: (data: string | Buffer) => void;
 /** Called once a request's messages were all published (raw writes them then); the response waits for it. */
 let published: () => void | Promise<void> = () => {};
@@ -65,10 +70,7 @@ if (system === 'ours' || system === 'ours-deflate') {
     };
   } else {
     publish = (data) => {
-      const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-      const frame = Buffer.concat(
-        Sender.frame(bytes, { fin: true, opcode: typeof data === 'string' ? 1 : 2, mask: false, readOnly: true, rsv1: false }),
-      );
+      const frame = serverFrame(data);
       // The prepared-frame way: the same bytes to every client's socket (ws keeps it as _socket).
       for (const client of wss.clients) (client as unknown as { _socket: Duplex })._socket.write(frame);
     };
@@ -76,20 +78,12 @@ if (system === 'ours' || system === 'ours-deflate') {
 } else if (system === 'raw') {
   const sockets = new Set<Duplex>();
   server.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
-    socket.on('error', () => {});
-    (socket as Duplex & { setNoDelay(v: boolean): void }).setNoDelay(true);
-    socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(request.headers['sec-websocket-key']))}\r\n\r\n`,
-    );
+    acceptRawUpgrade(request, socket);
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    socket.on('end', () => socket.end());
   });
   let frames: Buffer[] = [];
-  publish = (data) => {
-    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    frames.push(...Sender.frame(bytes, { fin: true, opcode: typeof data === 'string' ? 1 : 2, mask: false, readOnly: true, rsv1: false }));
-  };
+  publish = (data) => void frames.push(serverFrame(data));
   published = () => {
     const joined = Buffer.concat(frames);
     frames = [];

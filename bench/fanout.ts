@@ -31,7 +31,7 @@ export interface FanoutFigure {
   cpuMicrosPerDelivery: number;
 }
 
-interface Settings {
+export interface Settings {
   subscribers: number[];
   sizes: number[];
   systems: string[];
@@ -119,13 +119,15 @@ async function measure(system: string, subscribers: number, settings: Settings):
       await request(server.port, `/publish?count=1&size=${size}`);
       expected += subscribers;
       await waitFor(clients, expected);
-      // Untimed warm-up batches: the server's code optimized and its heap settled after the
-      // connections, which otherwise cost 200 timed publishes about twice their steady-state CPU.
-      for (let sent = 0; sent < settings.warmup; sent += settings.batch) {
+      // One batch published, and waited for until every subscriber has it.
+      const publishBatch = async (): Promise<void> => {
         await request(server.port, `/publish?count=${settings.batch}&size=${size}`);
         expected += settings.batch * subscribers;
         await waitFor(clients, expected);
-      }
+      };
+      // Untimed warm-up batches: the server's code optimized and its heap settled after the
+      // connections, which otherwise cost 200 timed publishes about twice their steady-state CPU.
+      for (let sent = 0; sent < settings.warmup; sent += settings.batch) await publishBatch();
       const cpu = treeCpuSeconds(server.child.pid!);
       const started = process.hrtime.bigint();
       const elapsed = (): number => Number(process.hrtime.bigint() - started) / 1e9;
@@ -133,10 +135,8 @@ async function measure(system: string, subscribers: number, settings: Settings):
       // fast system needs more than 200 publishes for its figure to be more than a few ticks.
       let sent = 0;
       while (sent < settings.publishes || elapsed() < settings.seconds) {
-        await request(server.port, `/publish?count=${settings.batch}&size=${size}`);
+        await publishBatch();
         sent += settings.batch;
-        expected += settings.batch * subscribers;
-        await waitFor(clients, expected);
       }
       const seconds = elapsed();
       const deliveries = sent * subscribers;
@@ -159,6 +159,21 @@ async function measure(system: string, subscribers: number, settings: Settings):
     await exited;
     clearTimeout(lingering);
   }
+}
+
+/** The settings of a full run (npm run bench, and this file alone), or of a --quick one. */
+export function defaultSettings(quick: boolean): Settings {
+  return {
+    subscribers: quick ? [200] : [1000, 5000],
+    sizes: [32, 1024],
+    systems: [...ALL],
+    processes: 4,
+    publishes: quick ? 40 : 200,
+    batch: 20,
+    warmup: quick ? 20 : 100,
+    seconds: quick ? 0.5 : 2,
+    rounds: 1, // ws's send per client at 5,000 subscribers takes a minute a round
+  };
 }
 
 /** Runs the fan-out bench and prints a table; returns the figures. */
@@ -202,16 +217,18 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       rounds: { type: 'string' },
     },
   });
-  const list = (text: string | undefined, fallback: string): number[] => (text ?? fallback).split(',').map(Number);
+  const list = (text: string | undefined): number[] | undefined => text?.split(',').map(Number);
+  const number = (text: string | undefined): number | undefined => (text === undefined ? undefined : Number(text));
+  const defaults = defaultSettings(values.quick);
   await runFanout({
-    subscribers: list(values.subscribers, values.quick ? '200' : '1000,5000'),
-    sizes: list(values.sizes, '32,1024'),
-    systems: (values.systems ?? ALL.join(',')).split(','),
-    processes: Number(values.processes ?? 4),
-    publishes: Number(values.publishes ?? (values.quick ? 40 : 200)),
-    batch: Number(values.batch ?? 20),
-    warmup: Number(values.warmup ?? (values.quick ? 20 : 100)),
-    seconds: Number(values.seconds ?? (values.quick ? 0.5 : 2)),
-    rounds: Number(values.rounds ?? 1),
+    subscribers: list(values.subscribers) ?? defaults.subscribers,
+    sizes: list(values.sizes) ?? defaults.sizes,
+    systems: values.systems?.split(',') ?? defaults.systems,
+    processes: number(values.processes) ?? defaults.processes,
+    publishes: number(values.publishes) ?? defaults.publishes,
+    batch: number(values.batch) ?? defaults.batch,
+    warmup: number(values.warmup) ?? defaults.warmup,
+    seconds: number(values.seconds) ?? defaults.seconds,
+    rounds: number(values.rounds) ?? defaults.rounds,
   });
 }

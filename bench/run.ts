@@ -486,18 +486,8 @@ const results: BenchResults = {
 for (const figure of results.figures) printFigure(figure);
 // Fan-out (PEF's queue against ws and Bun): bench/fanout.ts, its figures kept with the others.
 if (sections.includes('fanout')) {
-  const { runFanout } = await import('./fanout.js');
-  const fanout = await runFanout({
-    subscribers: quick ? [200] : [1000, 5000],
-    sizes: [32, 1024],
-    systems: ['ours', 'ours-deflate', 'ws-loop', 'ws-prepared', 'bun', 'raw'],
-    processes: 4,
-    publishes: quick ? 40 : 200,
-    batch: 20,
-    warmup: quick ? 20 : 100,
-    seconds: quick ? 0.5 : 2,
-    rounds: 1, // ws's send per client at 5,000 subscribers takes a minute a round
-  });
+  const { defaultSettings, runFanout } = await import('./fanout.js');
+  const fanout = await runFanout(defaultSettings(quick));
   const kept = new Map<string, Figure>();
   for (const f of fanout) {
     const row = `${f.subscribers.toLocaleString('en-US')} subscribers, ${sizeLabel(f.size)}`;

@@ -5,7 +5,7 @@
 
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { BENCH_PATH, MAX_PAYLOAD, SYSTEMS, acceptKey, type SystemName } from './common.js';
+import { BENCH_PATH, MAX_PAYLOAD, SYSTEMS, acceptRawUpgrade, type SystemName } from './common.js';
 
 const system = process.argv[2] as SystemName;
 if (!SYSTEMS.includes(system)) {
@@ -97,16 +97,9 @@ async function setUp(): Promise<void> {
     case 'raw': {
       // The limit for any Node server: node:http's upgrade, a 101, then bytes back as they come.
       server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-        const key = request.headers['sec-websocket-key'];
-        socket.on('error', ignore);
-        (socket as Duplex & { setNoDelay(v: boolean): void }).setNoDelay(true);
-        socket.write(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(key))}\r\n\r\n`,
-        );
+        acceptRawUpgrade(request, socket);
         if (head.length !== 0) socket.write(head);
         socket.on('data', (chunk: Buffer) => socket.write(chunk));
-        // node:http's sockets allow half-open: without this, closed clients pile up in CLOSE_WAIT.
-        socket.on('end', () => socket.end());
       });
       return;
     }
