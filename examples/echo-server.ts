@@ -24,7 +24,13 @@ server.on('upgrade', (request, socket, head) => {
     socket,
     head,
     {
-      onMessage: (message, type) => void ws!.send(message, type),
+      // Backpressure: while replies wait to be written (send returned false), nothing more is read,
+      // so a client that sends faster than it reads is held back by TCP instead of being cut off
+      // at maxBufferedAmount (4 MiB, WS_ERR_SLOW_CONSUMER).
+      onMessage: (message, type) => {
+        if (!ws!.send(message, type)) ws!.pause();
+      },
+      onDrain: () => ws!.resume(),
       onClose: () => void connections.delete(ws!),
     },
     { maxPayload: 64 * 1024 * 1024 },

@@ -17,7 +17,16 @@ async function startOurEcho(): Promise<{ server: Server; url: string }> {
     response.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket' }).end('WebSocket echo server\n');
   });
   server.on('upgrade', (request, socket, head) => {
-    const ws: WebSocketConnection | null = acceptWebSocket(request, socket, head, { onMessage: (message, type) => void ws!.send(message, type), onError: () => {} }, { maxPayload: 64 * 1024 * 1024 });
+    // Reading waits while replies wait to be written, as in the example: ten 1 MiB messages sent at
+    // once by a client that reads slowly under load never reach maxBufferedAmount (4 MiB).
+    const hooks = {
+      onMessage: (message: string | Buffer, type: 'text' | 'binary') => {
+        if (!ws!.send(message, type)) ws!.pause();
+      },
+      onDrain: () => ws!.resume(),
+      onError: () => {},
+    };
+    const ws: WebSocketConnection | null = acceptWebSocket(request, socket, head, hooks, { maxPayload: 64 * 1024 * 1024 });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/` };
