@@ -4,6 +4,7 @@ export type { AcceptOptions } from './node/upgrade.js';
 export { refuseUpgrade } from './node/upgrade-hook.js';
 export type { UpgradeHook, UpgradeContext } from './node/upgrade-hook.js';
 export { WebSocketConnection } from './node/transport.js';
+export { UpgradeRequest } from './node/request.js';
 export { connect, WebSocketClient } from './node/client.js';
 export type { ConnectOptions, CloseInfo, ReceivedMessage } from './node/client.js';
 export type { HandshakeResponse } from './protocol/client-handshake.js';

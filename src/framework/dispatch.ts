@@ -6,13 +6,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ResolvedOptions } from '../node/options.js';
-import type { WebSocketConnection } from '../node/transport.js';
+import type { ConnectionOwner, WebSocketConnection } from '../node/transport.js';
 import type { MessageType, WebSocketHooks } from '../node/types.js';
 import { rejectUpgrade, upgradeWith } from '../node/upgrade.js';
 import type { PendingUpgrade } from '../node/upgrade-hook.js';
 import type { Broker } from '../pubsub/broker.js';
-import { CONNECTION, QUEUE, WebSocketHandler, type BoundHandler, type HandlerClass } from './handler.js';
-import { HandlerQueue } from './queue.js';
+import { CONNECTION, QUEUE, WebSocketHandler, queueOf, type BoundHandler, type HandlerClass } from './handler.js';
 
 /** A registered route: what dispatch needs to open a connection on it. */
 export interface DispatchTarget {
@@ -47,8 +46,9 @@ const FORWARDERS: Required<WebSocketHooks> & ThisType<Binding> = {
     return this.handler.onError(error);
   },
   onClose(this: Binding, code: number, reason: string) {
-    // Subscriptions end first: no onQueue after onClose.
-    (this.handler as BoundHandler)[QUEUE]!.close();
+    // Subscriptions end first: no onQueue after onClose (a queue never used is made closed, so a
+    // later subscribe does nothing, as for one that was used).
+    queueOf(this.handler).close();
     return this.handler.onClose(code, reason);
   },
 };
@@ -97,18 +97,19 @@ function overriddenHooks(handler: WebSocketHandler): number {
  * Runs the handshake for an upgrade request on `target`: the checks, the class's upgrade hook (if
  * any), then the handler instance and the connection. `done` gets the connection, or null when
  * the request was answered with an HTTP error (refused, or the class's constructor threw: 500,
- * logged) or the client left. Returns the hook while it runs.
+ * logged) or the client left; `owner` is told when an opened connection is over. Returns the hook
+ * while it runs.
  */
 export function openHandler(
   target: DispatchTarget,
   request: IncomingMessage,
   socket: Duplex,
   head: Buffer,
+  owner: ConnectionOwner,
   done: (connection: WebSocketConnection | null) => void,
 ): PendingUpgrade | null {
   const { Class, path, options } = target;
   let handler: WebSocketHandler | undefined;
-  let mask = 0;
   const makeHooks = (): WebSocketHooks | null => {
     try {
       handler = new Class() as WebSocketHandler;
@@ -117,9 +118,8 @@ export function openHandler(
       rejectUpgrade(socket, { status: 500, message: 'the WebSocket handler could not be created', headers: {} });
       return null;
     }
-    mask = overriddenHooks(handler);
     // onClose always: it ends the queue's subscriptions.
-    const hooks = Object.create(bindingPrototype(mask | 16)) as Binding;
+    const hooks = Object.create(bindingPrototype(overriddenHooks(handler) | 16)) as Binding;
     hooks.handler = handler;
     hooks.target = target;
     return hooks;
@@ -129,11 +129,12 @@ export function openHandler(
     hook: upgrade && ((request, context) => upgrade.call(Class, request, context)),
     label: `the upgrade hook of ${Class.name || 'the handler'} (${path})`,
     makeHooks,
+    owner,
     done(connection) {
       // Hooks run only once the 101 response is flushed, which is later: binding here is in time.
       if (connection !== null && handler !== undefined) {
         (handler as BoundHandler)[CONNECTION] = connection;
-        (handler as BoundHandler)[QUEUE] = new HandlerQueue(handler, connection, target.broker, options.logger, (mask & 8) !== 0);
+        (handler as BoundHandler)[QUEUE] = target; // the queue is made on first use (queueOf)
       }
       done(connection);
     },

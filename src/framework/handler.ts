@@ -5,11 +5,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { HandshakeError } from '../protocol/errors.js';
 import type { WebSocketOptions } from '../node/options.js';
+import type { UpgradeRequest } from '../node/request.js';
 import type { SendOptions, WebSocketConnection } from '../node/transport.js';
 import type { MaybePromise, MessageType, SendData } from '../node/types.js';
 import type { UpgradeContext } from '../node/upgrade-hook.js';
 import type { PublishOptions, QueueError } from '../pubsub/broker.js';
-import { FORWARDS_QUEUE, type HandlerQueue } from './queue.js';
+import { FORWARDS_QUEUE, HandlerQueue, type QueueSource } from './queue.js';
 
 /**
  * Where a handler instance keeps its connection. `Symbol.for`, so that two copies of this package
@@ -24,7 +25,8 @@ export const QUEUE: unique symbol = Symbol.for('pef-front-websocket.queue') as n
 export interface BoundHandler {
   [CONNECTION]?: WebSocketConnection;
   [URL_CACHE]?: URL;
-  [QUEUE]?: HandlerQueue;
+  /** Its queue once used; until then the route it came from (see queueOf). */
+  [QUEUE]?: HandlerQueue | QueueSource;
 }
 
 /** Where `this.url` is kept once parsed. */
@@ -38,10 +40,17 @@ function boundConnection(handler: object, what: string): WebSocketConnection {
   return connection;
 }
 
-function queueOf(handler: object): HandlerQueue {
-  const queue = (handler as BoundHandler)[QUEUE];
+/**
+ * The handler's queue, made on first use from the route it came from. A duck test, not instanceof:
+ * two copies of this package (see CONNECTION) each have their own HandlerQueue class. @internal
+ */
+export function queueOf(handler: WebSocketHandler<unknown>): HandlerQueue {
+  const bound = handler as BoundHandler;
+  const queue = bound[QUEUE];
   if (queue === undefined) throw new Error('this handler is not bound to a connection yet: use the queue from onOpen on');
-  return queue;
+  if (!('broker' in queue)) return queue;
+  const ownOnError = handler.onError !== WebSocketHandler.prototype.onError;
+  return (bound[QUEUE] = new HandlerQueue(handler, bound[CONNECTION]!, queue.broker, queue.options.logger, ownOnError));
 }
 
 /**
@@ -172,7 +181,7 @@ export class WebSocketHandler<Data = undefined> {
    * The upgrade request (`$self->{_request}` in PEF): its URL with the query string, its headers.
    * Available from {@link WebSocketHandler.onOpen} on; reading it in the constructor throws.
    */
-  get request(): IncomingMessage {
+  get request(): UpgradeRequest {
     return boundConnection(this, 'request').request;
   }
 

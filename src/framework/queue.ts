@@ -19,6 +19,15 @@ export interface QueueHooks {
   onError(error: Error): MaybePromise<void>;
 }
 
+/**
+ * What a bound handler holds until it first subscribes or publishes: its route, which has what a
+ * queue is made of. So a connection that never uses the queue holds none. @internal
+ */
+export interface QueueSource {
+  readonly broker: Broker;
+  readonly options: { readonly logger: Logger };
+}
+
 /** The queue of one handler instance: its subscriptions, ended with its connection. @internal */
 export class HandlerQueue implements QueueSubscriber {
   readonly #handler: QueueHooks;

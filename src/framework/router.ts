@@ -5,12 +5,12 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { WebSocketConnection } from '../node/transport.js';
+import type { ConnectionOwner, WebSocketConnection } from '../node/transport.js';
 import { resolveOptions, type WebSocketOptions } from '../node/options.js';
 import { rejectUpgrade } from '../node/upgrade.js';
 import type { PendingUpgrade } from '../node/upgrade-hook.js';
 import { traceRefusal } from '../node/trace.js';
-import { Admission } from '../node/limits.js';
+import { Admission, type AdmissionSlot } from '../node/limits.js';
 import { CloseCode } from '../protocol/constants.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { isToken } from '../protocol/extensions.js';
@@ -92,7 +92,10 @@ function describe(value: unknown): string {
 export class WebSocketRouter {
   readonly #options: WebSocketOptions;
   readonly #routes = new Map<string, Route>();
-  readonly #live = new Set<WebSocketConnection>();
+  /** The open (or opening) connections, each with its place in the admission counts. */
+  readonly #live = new Map<WebSocketConnection, AdmissionSlot>();
+  /** Told by each connection when it is over (one object for all, no closure per connection). */
+  readonly #owner: ConnectionOwner = { connectionEnded: (connection) => this.#forget(connection) };
   /** Requests whose upgrade hook is still running. */
   readonly #holding = new Set<PendingUpgrade>();
   readonly #servers = new Set<UpgradeServer>();
@@ -229,21 +232,17 @@ export class WebSocketRouter {
       return true;
     }
     // maxConnections (503) and maxConnectionsPerIp (429): the router's, then the class's own.
-    const release = this.#admission.admit(request, route.Class, (route.Class as { options?: WebSocketOptions }).options);
-    if (release instanceof HandshakeError) {
-      traceRefusal(request, route.options.trace, release);
-      rejectUpgrade(socket, release);
+    const slot = this.#admission.admit(request, route.Class, (route.Class as { options?: WebSocketOptions }).options);
+    if (slot instanceof HandshakeError) {
+      traceRefusal(request, route.options.trace, slot);
+      rejectUpgrade(socket, slot);
       return true;
     }
     let pending: PendingUpgrade | null = null;
-    pending = openHandler(route, request, socket, head, (connection) => {
+    pending = openHandler(route, request, socket, head, this.#owner, (connection) => {
       if (pending !== null) this.#holding.delete(pending);
-      if (connection === null) return release();
-      this.#live.add(connection);
-      socket.once('close', () => {
-        release();
-        this.#forget(connection);
-      });
+      if (connection === null) return slot.release();
+      this.#live.set(connection, slot); // until the connection tells #owner it is over
     });
     if (pending !== null) this.#holding.add(pending);
     return true;
@@ -269,10 +268,10 @@ export class WebSocketRouter {
       // Each connection destroys its socket after its own close timeout; this is the backstop
       // (hooks settling, then the closing handshake: a close timeout each).
       this.#closeTimer = setTimeout(() => {
-        for (const connection of this.#live) connection.terminate();
+        for (const connection of this.#live.keys()) connection.terminate();
       }, 2 * timeout);
       this.#closeTimer.unref();
-      for (const connection of this.#live) connection.shutdown(CloseCode.GoingAway, 'server shutting down');
+      for (const connection of this.#live.keys()) connection.shutdown(CloseCode.GoingAway, 'server shutting down');
     });
     return this.#closing;
   }
@@ -284,8 +283,12 @@ export class WebSocketRouter {
     rejectUpgrade(socket, error);
   };
 
+  /** A connection is over: its admission slot goes back, and a close() waiting for the last one may end. */
   #forget(connection: WebSocketConnection): void {
+    const slot = this.#live.get(connection);
+    if (slot === undefined) return;
     this.#live.delete(connection);
+    slot.release();
     if (this.#closed !== null && this.#live.size === 0) {
       if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
       this.#closeTimer = null;

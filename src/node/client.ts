@@ -3,7 +3,6 @@
 // then binds the same WebSocketConnection and hooks as the server side, with the core in the
 // client's role (every frame masked with a fresh key, §5.3). On top: promises and an iterator.
 
-import { IncomingMessage } from 'node:http';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { CloseCode } from '../protocol/constants.js';
@@ -22,6 +21,7 @@ import {
   type HandshakeResponse,
 } from '../protocol/client-handshake.js';
 import { resolveOptions, type ResolvedOptions, type WebSocketOptions } from './options.js';
+import { UpgradeRequest } from './request.js';
 import { ConnectionTrace } from './trace.js';
 import { WebSocketConnection, type SendOptions } from './transport.js';
 import { bindHandler } from './upgrade.js';
@@ -203,7 +203,7 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
 
   #url: URL;
   #state: State = 'connecting';
-  #request: IncomingMessage | null = null;
+  #request: UpgradeRequest | null = null;
   #abortHandshake: ((error: Error) => void) | null = null;
   #response: HandshakeResponse | null = null;
   #ws: WebSocketConnection | null = null;
@@ -259,7 +259,7 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
   }
 
   /** The upgrade request as sent: `url` the path and query, `headers` in lower case. */
-  get request(): IncomingMessage {
+  get request(): UpgradeRequest {
     return this.#request!;
   }
 
@@ -396,18 +396,18 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
       origin: options.origin,
       headers,
     });
-    const request = new IncomingMessage(socket);
-    request.method = 'GET';
-    request.url = path;
-    request.httpVersion = '1.1';
-    request.httpVersionMajor = 1;
-    request.httpVersionMinor = 1;
-    request.headers = Object.fromEntries(
-      bytes
-        .toString('latin1')
-        .split('\r\n')
-        .slice(1, -2)
-        .map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 2)]),
+    const request = new UpgradeRequest(
+      'GET',
+      path,
+      '1.1',
+      Object.fromEntries(
+        bytes
+          .toString('latin1')
+          .split('\r\n')
+          .slice(1, -2)
+          .map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 2)]),
+      ),
+      socket,
     );
     this.#request = request;
     const trace = new ConnectionTrace(request, this.#resolved.trace);
@@ -484,7 +484,7 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
       trace.handshake(101, accepted.protocol, accepted.extensions);
       const resolved = this.#resolved;
       const conn = new Connection({ role: 'client', maxPayload: resolved.maxPayload, extension: accepted.extension, onFrame: trace.onFrame });
-      const ws = new WebSocketConnection(socket, conn, this.#bindHooks(), request, accepted.protocol, accepted.extensions, resolved, trace);
+      const ws = new WebSocketConnection(socket, conn, this.#bindHooks(), request, accepted.protocol, accepted.extensions, resolved, trace.needed ? trace : null);
       trace.connection = ws;
       bindHandler(this.#hooks, ws); // a WebSocketHandler as hooks: this.send() works as on a server
       this.#conn = conn;

@@ -6,14 +6,6 @@
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 
-/** What a heartbeat does to its connection. */
-export interface HeartbeatActions {
-  /** Sends a Ping with this payload. */
-  ping(payload: Buffer): void;
-  /** The Pong did not come back within the timeout: the peer is gone or does not read. */
-  timedOut(): void;
-}
-
 /** Bytes of a heartbeat Ping's payload: 64 bits from the CSPRNG, which no peer can guess. */
 export const PING_PAYLOAD_BYTES = 8;
 
@@ -128,11 +120,13 @@ class DueList {
  * Pongs (§5.5.3) from a peer that never reads could otherwise keep it alive. The payload is 8 random
  * bytes from the CSPRNG: with a counter (as before), a peer that never reads kept itself alive by
  * sending Pongs 0, 1, 2, … blindly.
+ *
+ * What it does to its connection is a subclass's two methods, so a connection's heartbeat is one
+ * object (no separate target object, no closures).
  */
-export class Heartbeat extends Deadline {
+export abstract class Heartbeat extends Deadline {
   readonly #interval: number;
   readonly #timeout: number;
-  readonly #actions: HeartbeatActions;
   /** The deadline passed: the check, after this turn's reads, of whether the Pong came. */
   #verdict: NodeJS.Immediate | null = null;
   /** The payload of the Ping awaiting its Pong, or null. */
@@ -140,12 +134,17 @@ export class Heartbeat extends Deadline {
   #sentAt = 0;
   #latency: number | undefined = undefined;
 
-  constructor(interval: number, timeout: number, actions: HeartbeatActions) {
+  constructor(interval: number, timeout: number) {
     super();
     this.#interval = interval;
     this.#timeout = timeout;
-    this.#actions = actions;
   }
+
+  /** Sends a Ping with this payload. */
+  protected abstract ping(payload: Buffer): void;
+
+  /** The Pong did not come back within the timeout: the peer is gone or does not read. */
+  protected abstract timedOut(): void;
 
   /** The round trip of the last answered Ping in milliseconds, or undefined before the first Pong. */
   get latency(): number | undefined {
@@ -188,7 +187,7 @@ export class Heartbeat extends Deadline {
     this.#awaiting = payload;
     this.#sentAt = performance.now();
     this.#arm(this.#timeout > 0 ? this.#timeout : this.#interval);
-    this.#actions.ping(payload);
+    this.ping(payload);
   }
 
   /** The verdict, shared by every heartbeat (it comes as the argument): no closure per connection. */
@@ -196,7 +195,7 @@ export class Heartbeat extends Deadline {
     heartbeat.#verdict = null;
     if (heartbeat.#awaiting === null) return; // the Pong was read: pong() has armed the next Ping
     heartbeat.#awaiting = null;
-    heartbeat.#actions.timedOut();
+    heartbeat.timedOut();
   }
 
   #arm(ms: number): void {

@@ -50,9 +50,6 @@ export function handshakeHeaders(request: IncomingMessage): Record<string, strin
   return headers;
 }
 
-/** A slot taken by an admitted connection; release() it once, when the connection is over. */
-export type Release = () => void;
-
 /**
  * Counts live connections, in all and per remote address. admit() refuses with 503 when `max`
  * are open and with 429 when the request's address already holds `maxPerIp` (0: no limit). The
@@ -67,12 +64,14 @@ export class ConnectionLimiter {
     return this.#open;
   }
 
-  admit(request: IncomingMessage, max: number, maxPerIp: number): Release | HandshakeError {
+  /** Takes a slot: returns the address it was counted under (null: addresses are not counted), or the refusal. */
+  admit(request: IncomingMessage, max: number, maxPerIp: number): string | null | HandshakeError {
     if (max > 0 && this.#open >= max) {
       return new HandshakeError('WS_ERR_HANDSHAKE_FULL', 503, 'server full: too many WebSocket connections', { 'Retry-After': '5' });
     }
-    const ip = maxPerIp > 0 ? (request.socket?.remoteAddress ?? '') : '';
+    let ip: string | null = null;
     if (maxPerIp > 0) {
+      ip = request.socket?.remoteAddress ?? '';
       const held = this.#perIp.get(ip) ?? 0;
       if (held >= maxPerIp) {
         return new HandshakeError('WS_ERR_HANDSHAKE_IP_LIMIT', 429, `too many WebSocket connections from one address (at most ${maxPerIp})`);
@@ -80,17 +79,45 @@ export class ConnectionLimiter {
       this.#perIp.set(ip, held + 1);
     }
     this.#open++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#open--;
-      if (maxPerIp > 0) {
-        const held = this.#perIp.get(ip)! - 1;
-        if (held === 0) this.#perIp.delete(ip);
-        else this.#perIp.set(ip, held);
-      }
-    };
+    return ip;
+  }
+
+  /** Gives back a slot that admit() counted under `ip`. */
+  release(ip: string | null): void {
+    this.#open--;
+    if (ip !== null) {
+      const held = this.#perIp.get(ip)! - 1;
+      if (held === 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, held);
+    }
+  }
+}
+
+/**
+ * What an admitted connection holds until it is over: its place in the router's counts and, when
+ * its class sets limits of its own, in the class's. One small object, no closures: a router holds
+ * one per live connection.
+ */
+export class AdmissionSlot {
+  readonly #outer: ConnectionLimiter;
+  readonly #outerIp: string | null;
+  readonly #inner: ConnectionLimiter | null;
+  readonly #innerIp: string | null;
+  #released = false;
+
+  constructor(outer: ConnectionLimiter, outerIp: string | null, inner: ConnectionLimiter | null, innerIp: string | null) {
+    this.#outer = outer;
+    this.#outerIp = outerIp;
+    this.#inner = inner;
+    this.#innerIp = innerIp;
+  }
+
+  /** Gives the slot back; calls after the first do nothing. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#inner?.release(this.#innerIp);
+    this.#outer.release(this.#outerIp);
   }
 }
 
@@ -110,22 +137,19 @@ export class Admission {
   }
 
   /** Takes a slot for `request` on the route of `key` (a class); its own limits, if any, in `classOptions`. */
-  admit(request: IncomingMessage, key: object, classOptions: WebSocketOptions | undefined): Release | HandshakeError {
-    const outer = this.#all.admit(request, this.#max, this.#maxPerIp);
-    if (outer instanceof HandshakeError) return outer;
+  admit(request: IncomingMessage, key: object, classOptions: WebSocketOptions | undefined): AdmissionSlot | HandshakeError {
+    const outerIp = this.#all.admit(request, this.#max, this.#maxPerIp);
+    if (outerIp instanceof HandshakeError) return outerIp;
     const max = classOptions?.maxConnections;
     const maxPerIp = classOptions?.maxConnectionsPerIp;
-    if (max === undefined && maxPerIp === undefined) return outer;
+    if (max === undefined && maxPerIp === undefined) return new AdmissionSlot(this.#all, outerIp, null, null);
     let limiter = this.#perClass.get(key);
     if (limiter === undefined) this.#perClass.set(key, (limiter = new ConnectionLimiter()));
-    const inner = limiter.admit(request, max ?? 0, maxPerIp ?? 0);
-    if (inner instanceof HandshakeError) {
-      outer();
-      return inner;
+    const innerIp = limiter.admit(request, max ?? 0, maxPerIp ?? 0);
+    if (innerIp instanceof HandshakeError) {
+      this.#all.release(outerIp);
+      return innerIp;
     }
-    return () => {
-      inner();
-      outer();
-    };
+    return new AdmissionSlot(this.#all, outerIp, limiter, innerIp);
   }
 }

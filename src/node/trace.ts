@@ -8,6 +8,7 @@ import { debuglog } from 'node:util';
 import { Opcode } from '../protocol/constants.js';
 import type { FrameObserver } from '../protocol/connection.js';
 import type { HandshakeError } from '../protocol/errors.js';
+import { UpgradeRequest } from './request.js';
 import type { WebSocketConnection } from './transport.js';
 
 /**
@@ -22,8 +23,8 @@ export interface OpenMessage {
   readonly id: number;
   /** The connection, as hooks see it through `this`. */
   readonly connection: WebSocketConnection;
-  /** The upgrade request. */
-  readonly request: IncomingMessage;
+  /** The upgrade request, as the connection keeps it. */
+  readonly request: UpgradeRequest;
   /** The negotiated subprotocol, or ''. */
   readonly protocol: string;
   /** The negotiated Sec-WebSocket-Extensions response, or ''. */
@@ -51,8 +52,8 @@ export interface ErrorMessage {
   readonly id: number;
   /** The connection, or null when the handshake was refused. */
   readonly connection: WebSocketConnection | null;
-  /** The upgrade request. */
-  readonly request: IncomingMessage;
+  /** The upgrade request (for a refused one, what a connection would have kept of it). */
+  readonly request: UpgradeRequest;
   /** A HandshakeError, a ProtocolError (with `code` and `closeCode`) or the socket's error. */
   readonly error: Error;
 }
@@ -118,6 +119,25 @@ const OPCODE_NAMES: Readonly<Record<number, string>> = {
 
 let nextId = 1;
 
+/** Whether anyone subscribes to a pef-ws channel now. */
+function subscribed(): boolean {
+  return (
+    openChannel.hasSubscribers || closeChannel.hasSubscribers || errorChannel.hasSubscribers || backpressureChannel.hasSubscribers || frameChannel.hasSubscribers
+  );
+}
+
+/**
+ * The trace of an open connection that nobody watched when it opened: made when a pef-ws channel
+ * has subscribers (it takes the next number then), null while none does. An idle connection that
+ * nobody traces holds no trace object.
+ */
+export function lateTrace(connection: WebSocketConnection): ConnectionTrace | null {
+  if (!subscribed()) return null;
+  const trace = new ConnectionTrace(connection.request, false);
+  trace.connection = connection;
+  return trace;
+}
+
 function printerFor(option: TraceOption | undefined): ((line: string) => void) | null {
   if (typeof option === 'function') return option;
   if (option === true) return (line) => void process.stderr.write(`${line}\n`);
@@ -169,7 +189,7 @@ function errorLabel(error: Error): string {
  * limits): the handshake line and a pef-ws:error message, as for a refused handshake.
  */
 export function traceRefusal(request: IncomingMessage, option: TraceOption | undefined, error: HandshakeError): void {
-  new ConnectionTrace(request, option).handshake(error.status, '', '', error);
+  new ConnectionTrace(UpgradeRequest.from(request), option).handshake(error.status, '', '', error);
 }
 
 /**
@@ -179,14 +199,14 @@ export function traceRefusal(request: IncomingMessage, option: TraceOption | und
 export class ConnectionTrace {
   /** This connection's number in the process. */
   readonly id = nextId++;
-  readonly #request: IncomingMessage;
+  readonly #request: UpgradeRequest;
   readonly #print: ((line: string) => void) | null;
   /** The observer to give the protocol Connection, or null when frames are not watched. */
   readonly onFrame: FrameObserver | null;
   /** Set once the connection object exists. */
   connection: WebSocketConnection | null = null;
 
-  constructor(request: IncomingMessage, option: TraceOption | undefined) {
+  constructor(request: UpgradeRequest, option: TraceOption | undefined) {
     this.#request = request;
     this.#print = printerFor(option);
     // Whether frames are watched is decided once per connection: pef-ws:frame subscribers see the
@@ -194,11 +214,16 @@ export class ConnectionTrace {
     this.onFrame = this.#print !== null || frameChannel.hasSubscribers ? this.#frameObserver() : null;
   }
 
+  /** Whether the open connection must keep this trace: it prints, watches frames, or a pef-ws channel has subscribers. */
+  get needed(): boolean {
+    return this.#print !== null || this.onFrame !== null || subscribed();
+  }
+
   /** The opening handshake was answered: 101 with what was negotiated, or the refusal. */
   handshake(status: number, protocol: string, extensions: string, error?: HandshakeError): void {
     const print = this.#print;
     if (print !== null) {
-      const url = JSON.stringify(this.#request.url ?? '');
+      const url = JSON.stringify(this.#request.url);
       if (error === undefined) {
         print(`#${this.id} handshake ${status} url=${url} protocol=${JSON.stringify(protocol)} extensions=${JSON.stringify(extensions)}`);
       } else {

@@ -2,15 +2,15 @@
 // queued frames go out in one write per read, 'drain' and write completion become onDrain, and the
 // timers the Sans-I/O core cannot own (the close timeout) live here.
 
-import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/constants.js';
 import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { Heartbeat, type HeartbeatActions, IdleTimer } from './heartbeat.js';
+import { Heartbeat, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
 import type { PreparedMessage } from './prepared.js';
-import type { ConnectionTrace } from './trace.js';
+import type { UpgradeRequest } from './request.js';
+import { type ConnectionTrace, lateTrace } from './trace.js';
 import type { MessageType, SendData, WebSocketHooks } from './types.js';
 
 /**
@@ -71,10 +71,16 @@ export interface SendOptions {
   compress?: boolean;
 }
 
+/** @internal Told when a connection is over: a router, for its counts and its list of live connections. */
+export interface ConnectionOwner {
+  /** The connection's socket closed; onClose (if it opened) has run. */
+  connectionEnded(connection: WebSocketConnection): void;
+}
+
 /** One open WebSocket on a socket: the methods a handler calls (send, close, ping, ...). */
 export class WebSocketConnection {
-  /** The upgrade request. */
-  readonly request: IncomingMessage;
+  /** The upgrade request: its URL, its header fields, its socket (what is kept of it, see UpgradeRequest). */
+  readonly request: UpgradeRequest;
   /** The negotiated subprotocol, or ''. */
   readonly protocol: string;
   /** The negotiated Sec-WebSocket-Extensions response, or ''. */
@@ -86,7 +92,9 @@ export class WebSocketConnection {
   readonly #conn: Connection;
   readonly #hooks: WebSocketHooks;
   readonly #options: ResolvedOptions;
-  readonly #trace: ConnectionTrace | null;
+  /** Null while nobody traces it (see #traced). */
+  #trace: ConnectionTrace | null;
+  readonly #owner: ConnectionOwner | null;
 
   #opened = false;
   #closed = false;
@@ -121,17 +129,19 @@ export class WebSocketConnection {
     socket: Duplex,
     conn: Connection,
     hooks: WebSocketHooks,
-    request: IncomingMessage,
+    request: UpgradeRequest,
     protocol: string,
     extensions: string,
     options: ResolvedOptions,
     trace: ConnectionTrace | null = null,
+    owner: ConnectionOwner | null = null,
   ) {
     this.#socket = socket;
     this.#conn = conn;
     this.#hooks = hooks;
     this.#options = options;
     this.#trace = trace;
+    this.#owner = owner;
     this.request = request;
     this.protocol = protocol;
     this.extensions = extensions;
@@ -158,7 +168,7 @@ export class WebSocketConnection {
   #open(head: Buffer): void {
     const socket = this.#socket;
     this.#opened = true;
-    this.#trace?.open();
+    this.#traced()?.open();
     this.#callHook('onOpen');
     if (head.length !== 0) this.#onData(head);
     if (this.#closed) return;
@@ -376,7 +386,7 @@ export class WebSocketConnection {
   #onDrainEvent(): void {
     if (this.#readPaused) {
       this.#readPaused = false;
-      this.#trace?.backpressure('resume', this.bufferedAmount);
+      this.#traced()?.backpressure('resume', this.bufferedAmount);
       if (!this.#holdReading && !this.#userPaused) this.#socket.resume();
     }
     this.#maybeDrained();
@@ -392,8 +402,13 @@ export class WebSocketConnection {
     if (this.#socketError || !this.#opened) return;
     this.#socketError = true;
     if (this.#conn.state === ConnectionState.Closed) return;
-    this.#trace?.error(error);
+    this.#traced()?.error(error);
     this.#callHook('onError', error);
+  }
+
+  /** The trace, made now if the connection opened unwatched and a pef-ws channel has subscribers since. */
+  #traced(): ConnectionTrace | null {
+    return this.#trace ?? (this.#trace = lateTrace(this));
   }
 
   #onSocketClose(): void {
@@ -407,11 +422,16 @@ export class WebSocketConnection {
     this.#conn.takeOutput();
     this.#prepared = null;
     this.#preparedBytes = 0;
-    if (!this.#opened) return;
-    this.#dispatchEvents(this.#conn.takeEvents());
-    this.#trace?.close(this.#conn.closeCode, this.#conn.closeReason);
-    this.#finished = true;
-    this.#callFinalHook('onClose', this.#conn.closeCode, this.#conn.closeReason);
+    if (!this.#opened) return this.#owner?.connectionEnded(this);
+    try {
+      this.#dispatchEvents(this.#conn.takeEvents());
+      this.#traced()?.close(this.#conn.closeCode, this.#conn.closeReason);
+      this.#finished = true;
+      this.#callFinalHook('onClose', this.#conn.closeCode, this.#conn.closeReason);
+    } finally {
+      // Even when a custom logger threw: the owner's count of live connections stays true.
+      this.#owner?.connectionEnded(this);
+    }
   }
 
   #flushLater(): void {
@@ -457,7 +477,7 @@ export class WebSocketConnection {
         this.#heartbeat?.pong(event.data);
         break;
       case 'error':
-        this.#trace?.error(event.error);
+        this.#traced()?.error(event.error);
         // A hook's own failure was reported to onError already, as what it threw.
         if (event.error.code !== 'WS_ERR_HANDLER') this.#callHook('onError', event.error);
         break;
@@ -554,7 +574,7 @@ export class WebSocketConnection {
     if (this.#closed) return;
     const options = this.#options;
     if (options.heartbeatInterval > 0) {
-      this.#heartbeat = new Heartbeat(options.heartbeatInterval, options.heartbeatTimeout, new WebSocketConnection.#HeartbeatTarget(this));
+      this.#heartbeat = new WebSocketConnection.#Heartbeat(this, options.heartbeatInterval, options.heartbeatTimeout);
       this.#heartbeat.start();
     }
     if (options.idleTimeout > 0) {
@@ -563,17 +583,18 @@ export class WebSocketConnection {
     }
   }
 
-  /** What the heartbeat does to this connection: one small object, no closures. */
-  static readonly #HeartbeatTarget = class implements HeartbeatActions {
+  /** A connection's heartbeat: what it does to the connection, in one object with no closures. */
+  static readonly #Heartbeat = class extends Heartbeat {
     readonly #ws: WebSocketConnection;
-    constructor(ws: WebSocketConnection) {
+    constructor(ws: WebSocketConnection, interval: number, timeout: number) {
+      super(interval, timeout);
       this.#ws = ws;
     }
-    ping(payload: Buffer): void {
+    protected ping(payload: Buffer): void {
       // Not a send of the handler's: a heartbeat Ping owes it no onDrain.
       if (this.#ws.#conn.ping(payload)) this.#ws.#scheduleFlush();
     }
-    timedOut(): void {
+    protected timedOut(): void {
       const timeout = this.#ws.#options.heartbeatTimeout;
       this.#ws.#abort(new ProtocolError('WS_ERR_HEARTBEAT_TIMEOUT', CloseCode.InternalError, `no Pong within ${timeout} ms`));
     }
@@ -590,7 +611,7 @@ export class WebSocketConnection {
         ),
       );
     } else {
-      this.#trace?.backpressure('drop', this.bufferedAmount);
+      this.#traced()?.backpressure('drop', this.bufferedAmount);
     }
     return false;
   }
@@ -606,7 +627,7 @@ export class WebSocketConnection {
     if (this.#readPaused || !this.#socket.writableNeedDrain) return;
     this.#readPaused = true;
     this.#socket.pause();
-    this.#trace?.backpressure('pause', this.bufferedAmount);
+    this.#traced()?.backpressure('pause', this.bufferedAmount);
   }
 
   /**

@@ -10,8 +10,9 @@ import { withCompression } from '../protocol/deflate.js';
 import { resolveOptions, type ResolvedOptions, type WebSocketOptions } from './options.js';
 import { checkHeaderCount } from './limits.js';
 import { checkOrigin, reportRefusedOrigin } from './origin.js';
+import { UpgradeRequest } from './request.js';
 import { ConnectionTrace } from './trace.js';
-import { WebSocketConnection } from './transport.js';
+import { type ConnectionOwner, WebSocketConnection } from './transport.js';
 import type { Logger, WebSocketHooks } from './types.js';
 import { holdUpgrade, type PendingUpgrade, type UpgradeHook } from './upgrade-hook.js';
 
@@ -158,6 +159,8 @@ export interface UpgradeTarget {
   makeHooks(): WebSocketHooks | null;
   /** The connection, or null when the request was refused or the client left. Called once. */
   done(connection: WebSocketConnection | null): void;
+  /** Told when the connection is over (a router); none for acceptWebSocket. */
+  readonly owner?: ConnectionOwner | undefined;
 }
 
 /**
@@ -185,7 +188,9 @@ export function upgradeWith(
     extensions: withCompression(resolved.extensions, resolved.compression),
     headers: resolved.headers,
   });
-  const trace = new ConnectionTrace(request, resolved.trace);
+  // What the connection keeps of the request (not node:http's IncomingMessage: docs/benchmarks.md).
+  const kept = UpgradeRequest.from(request);
+  const trace = new ConnectionTrace(kept, resolved.trace);
   const refuse = (error: HandshakeError): void => {
     trace.handshake(error.status, '', '', error);
     rejectUpgrade(socket, error);
@@ -205,7 +210,8 @@ export function upgradeWith(
     net.setNoDelay?.(true);
     net.setTimeout?.(0);
     const conn = new Connection({ maxPayload: resolved.maxPayload, extension: accepted.extension, onFrame: trace.onFrame });
-    const ws = new WebSocketConnection(socket, conn, hooks, request, accepted.protocol, accepted.extensions, resolved, trace);
+    // The trace stays with the connection only if someone watches (an idle one holds none otherwise).
+    const ws = new WebSocketConnection(socket, conn, hooks, kept, accepted.protocol, accepted.extensions, resolved, trace.needed ? trace : null, target.owner ?? null);
     trace.connection = ws;
     ws.data = data;
     bindHandler(hooks, ws);

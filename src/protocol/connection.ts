@@ -261,7 +261,8 @@ export class Connection implements FrameSink {
   #messageOpen = false;
   #messageBinary = false;
   #messageEncoded = false;
-  readonly #message = new PieceBuffer();
+  /** Its payload in assembly; made with the first data message (an idle connection holds none). */
+  #message: PieceBuffer | null = null;
   /** A control frame's payload in assembly; made on the first control frame with a payload (idle connections hold none). */
   #control: PieceBuffer | null = null;
   #utf8: Utf8Validator | null = null;
@@ -313,7 +314,7 @@ export class Connection implements FrameSink {
    * (docs/security.md); 0 between messages.
    */
   get retainedBytes(): number {
-    return this.#message.retainedBytes + (this.#control === null ? 0 : this.#control.retainedBytes);
+    return (this.#message === null ? 0 : this.#message.retainedBytes) + (this.#control === null ? 0 : this.#control.retainedBytes);
   }
 
   /** Bytes queued by the connection and not yet taken by takeOutput(). */
@@ -619,6 +620,7 @@ export class Connection implements FrameSink {
         return this.#reject(protocolViolation('WS_ERR_EXPECTED_CONTINUATION', 'new data frame while a fragmented message is open'));
       }
       this.#messageOpen = true;
+      this.#message ??= new PieceBuffer();
       this.#messageBinary = opcode === Opcode.Binary;
       this.#messageEncoded = rsv !== 0;
       if (!this.#messageBinary && !this.#messageEncoded) {
@@ -627,7 +629,7 @@ export class Connection implements FrameSink {
       }
     }
     // §10.4: the size limit is checked from the header, before a byte of payload is buffered.
-    if (length > this.#maxPayload - this.#message.bytes) {
+    if (length > this.#maxPayload - this.#message!.bytes) {
       return this.#reject(
         new ProtocolError(
           'WS_ERR_PAYLOAD_TOO_BIG',
@@ -650,7 +652,7 @@ export class Connection implements FrameSink {
     if (!this.#messageBinary && !this.#messageEncoded && !this.#utf8!.write(data)) {
       return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'invalid UTF-8 in a text message'));
     }
-    this.#message.push(data);
+    this.#message!.push(data);
     return true;
   }
 
@@ -666,15 +668,16 @@ export class Connection implements FrameSink {
         return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence'));
       }
       // Large text that came in several reads stays in those pieces (TEXT_PIECES_MIN).
-      const pieces = this.#message.bytes >= TEXT_PIECES_MIN ? this.#message.takePieces() : null;
+      const message = this.#message!;
+      const pieces = message.bytes >= TEXT_PIECES_MIN ? message.takePieces() : null;
       if (pieces !== null) this.#textEvent(decodeUtf8Pieces(pieces), pieces);
       else {
-        const data = this.#message.take();
+        const data = message.take();
         this.#textEvent(decodeUtf8(data), data);
       }
       return false; // pause: the message is handled before the next frame is parsed
     }
-    let data = this.#message.take();
+    let data = this.#message!.take();
     if (this.#messageEncoded) {
       const decoded = this.#extension!.decode(data, this.#maxPayload);
       if (decoded instanceof ProtocolError) return this.#reject(decoded);
@@ -704,7 +707,7 @@ export class Connection implements FrameSink {
   onInputEnd(): void {
     // Pieces kept past their read are copied out when they would pin it (the read itself, 64 KiB,
     // for a 1-byte fragment): the message, and a control frame split across reads.
-    if (this.#message.pieces.length !== 0) this.#message.unpin();
+    if (this.#message !== null && this.#message.pieces.length !== 0) this.#message.unpin();
     if (this.#control !== null && this.#control.pieces.length !== 0) this.#control.unpin();
   }
 
@@ -760,7 +763,7 @@ export class Connection implements FrameSink {
   #releaseMessage(): void {
     this.forgetReceived();
     this.#messageOpen = false;
-    this.#message.clear();
+    this.#message?.clear();
     this.#control?.clear();
   }
 }

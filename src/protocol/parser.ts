@@ -59,8 +59,12 @@ export class FrameParser {
   #chunk: Buffer | null = null;
   #pos = 0;
   #queue: Buffer[] = [];
-  /** Header bytes that arrived without the rest of their field. */
-  readonly #stash: Buffer;
+  /**
+   * Header bytes that arrived without the rest of their field; then, from the masking key on, the
+   * frame's masking key in bytes 0-3 (the header is over, the stash is free). Made on the first
+   * masked frame or split field: an idle connection holds none.
+   */
+  #stash: Buffer | null = null;
   #stashed = 0;
 
   // The frame in progress.
@@ -69,15 +73,10 @@ export class FrameParser {
   #opcode = 0;
   #masked = false;
   #remaining = 0;
-  /** The frame's masking key: the 4 bytes after the stash in one small buffer (an idle parser holds one allocation, not two). */
-  readonly #mask: Buffer;
   #maskPhase = 0;
 
   constructor(sink: FrameSink, options: FrameParserOptions = {}) {
     this.#sink = sink;
-    const bytes = Buffer.allocUnsafe(12);
-    this.#stash = bytes.subarray(0, 8);
-    this.#mask = bytes.subarray(8, 12);
     this.#expectMasked = (options.role ?? 'server') === 'server';
     this.#allowedRsv = options.allowedRsv ?? 0;
   }
@@ -145,8 +144,8 @@ export class FrameParser {
           } else {
             pos = this.#fill(chunk, pos, end, 2);
             if (this.#stashed < 2) return false;
-            b0 = this.#stash[0]!;
-            b1 = this.#stash[1]!;
+            b0 = this.#stash![0]!;
+            b1 = this.#stash![1]!;
             this.#stashed = 0;
           }
           if (!this.#readInfo(b0, b1)) return this.#halted(pos);
@@ -160,7 +159,7 @@ export class FrameParser {
           } else {
             pos = this.#fill(chunk, pos, end, 2);
             if (this.#stashed < 2) return false;
-            length = (this.#stash[0]! << 8) | this.#stash[1]!;
+            length = (this.#stash![0]! << 8) | this.#stash![1]!;
             this.#stashed = 0;
           }
           this.#remaining = length;
@@ -177,8 +176,8 @@ export class FrameParser {
           } else {
             pos = this.#fill(chunk, pos, end, 8);
             if (this.#stashed < 8) return false;
-            high = this.#stash.readUInt32BE(0);
-            low = this.#stash.readUInt32BE(4);
+            high = this.#stash!.readUInt32BE(0);
+            low = this.#stash!.readUInt32BE(4);
             this.#stashed = 0;
           }
           // §5.2: "the most significant bit MUST be 0".
@@ -201,15 +200,15 @@ export class FrameParser {
         }
         case MASK_KEY: {
           if (this.#stashed === 0 && end - pos >= 4) {
-            this.#mask[0] = chunk[pos]!;
-            this.#mask[1] = chunk[pos + 1]!;
-            this.#mask[2] = chunk[pos + 2]!;
-            this.#mask[3] = chunk[pos + 3]!;
+            const mask = this.#stash ?? (this.#stash = Buffer.allocUnsafe(8));
+            mask[0] = chunk[pos]!;
+            mask[1] = chunk[pos + 1]!;
+            mask[2] = chunk[pos + 2]!;
+            mask[3] = chunk[pos + 3]!;
             pos += 4;
           } else {
-            pos = this.#fill(chunk, pos, end, 4);
+            pos = this.#fill(chunk, pos, end, 4); // the key lands in stash bytes 0-3, where it stays
             if (this.#stashed < 4) return false;
-            this.#mask.set(this.#stash.subarray(0, 4));
             this.#stashed = 0;
           }
           this.#maskPhase = 0;
@@ -221,7 +220,7 @@ export class FrameParser {
           if (available === 0) return false;
           const n = available < this.#remaining ? available : this.#remaining;
           const piece = pos === 0 && n === end ? chunk : new FastBuffer(chunk.buffer, chunk.byteOffset + pos, n);
-          if (this.#masked) this.#maskPhase = applyMask(piece, this.#mask, this.#maskPhase);
+          if (this.#masked) this.#maskPhase = applyMask(piece, this.#stash!, this.#maskPhase);
           pos += n;
           this.#remaining -= n;
           if (!this.#sink.onFrameData(piece)) {
@@ -241,7 +240,7 @@ export class FrameParser {
   /** Copies up to `need` header bytes into the stash; returns the new input position. */
   #fill(chunk: Buffer, pos: number, end: number, need: number): number {
     const take = Math.min(need - this.#stashed, end - pos);
-    chunk.copy(this.#stash, this.#stashed, pos, pos + take);
+    chunk.copy(this.#stash ?? (this.#stash = Buffer.allocUnsafe(8)), this.#stashed, pos, pos + take);
     this.#stashed += take;
     return pos + take;
   }

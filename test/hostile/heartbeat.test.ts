@@ -178,6 +178,18 @@ function mockClock(t: TestContext): void {
   t.mock.method(performance, 'now', () => Date.now());
 }
 
+/** A Heartbeat whose Pings and timeouts go to `actions`. */
+function heartbeatWith(interval: number, timeout: number, actions: { ping(payload: Buffer): void; timedOut(): void }): Heartbeat {
+  return new (class extends Heartbeat {
+    protected ping(payload: Buffer): void {
+      actions.ping(payload);
+    }
+    protected timedOut(): void {
+      actions.timedOut();
+    }
+  })(interval, timeout);
+}
+
 /** Resolves once this turn's I/O has run (setImmediate is not mocked). */
 function afterReads(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -189,7 +201,7 @@ describe('Heartbeat timing (mocked clock)', () => {
     t.mock.method(Math, 'random', () => 0.5);
     const pings: string[] = [];
     let timedOut = 0;
-    const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
+    const heartbeat = heartbeatWith(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
     heartbeat.start();
     t.mock.timers.tick(749);
     assert.equal(pings.length, 0);
@@ -211,7 +223,7 @@ describe('Heartbeat timing (mocked clock)', () => {
     t.mock.method(Math, 'random', () => 0);
     const pings: Buffer[] = [];
     let timedOut = 0;
-    const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p), timedOut: () => void timedOut++ });
+    const heartbeat = heartbeatWith(1000, 400, { ping: (p) => void pings.push(p), timedOut: () => void timedOut++ });
     heartbeat.start();
     t.mock.timers.tick(500);
     t.mock.timers.tick(400); // the deadline's timer runs first...
@@ -229,7 +241,7 @@ describe('Heartbeat timing (mocked clock)', () => {
     t.mock.method(Math, 'random', () => 0);
     const pings: string[] = [];
     let timedOut = 0;
-    const heartbeat = new Heartbeat(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
+    const heartbeat = heartbeatWith(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
     heartbeat.start();
     t.mock.timers.tick(500);
     assert.equal(pings.length, 1);
@@ -255,7 +267,7 @@ describe('Heartbeat timing (mocked clock)', () => {
     t.mock.method(Math, 'random', () => 1);
     let pings = 0;
     let timedOut = 0;
-    const heartbeat = new Heartbeat(100, 0, { ping: () => void pings++, timedOut: () => void timedOut++ });
+    const heartbeat = heartbeatWith(100, 0, { ping: () => void pings++, timedOut: () => void timedOut++ });
     heartbeat.start();
     for (let i = 0; i < 10; i++) t.mock.timers.tick(100);
     assert.equal(pings, 10);

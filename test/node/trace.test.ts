@@ -16,6 +16,7 @@ import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { ProtocolError, HandshakeError } from '../../src/protocol/errors.js';
 import { encodeClosePayload, encodeFrame } from '../../src/protocol/frame.js';
 import { ConnectionTrace, formatFrame, type FrameMessage } from '../../src/node/trace.js';
+import type { UpgradeRequest } from '../../src/node/request.js';
 
 const MASK = Uint8Array.of(0x37, 0xfa, 0x21, 0x3d);
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -232,7 +233,7 @@ describe('trace lines', () => {
       ]);
       assert.deepEqual(
         errors.map((m) => {
-          const { connection, request, error } = m as { connection: unknown; request: IncomingMessage; error: HandshakeError };
+          const { connection, request, error } = m as { connection: unknown; request: UpgradeRequest; error: HandshakeError };
           return [connection, request.url, error.code, error.status];
         }),
         [
@@ -259,7 +260,7 @@ describe('trace lines', () => {
   });
 
   test('frames are not observed at all when nobody traces and nobody subscribes to pef-ws:frame', () => {
-    const request = { url: '/' } as IncomingMessage;
+    const request = { url: '/' } as UpgradeRequest;
     assert.equal(new ConnectionTrace(request, undefined).onFrame, null);
     assert.equal(new ConnectionTrace(request, false).onFrame, null);
     assert.equal(typeof new ConnectionTrace(request, () => {}).onFrame, 'function');
@@ -356,7 +357,7 @@ describe('diagnostics channels', () => {
       const socket = await client(echo.port, '/metrics', [frame(Opcode.Text, 'ok'), frame(Opcode.Text, Uint8Array.of(0xff))]);
       assert.deepEqual(await echo.closed, [CloseCode.InvalidPayload, 'invalid UTF-8 in a text message']);
       const ws = echo.connections[0]!;
-      const open = seen[0]!.message as { id: number; connection: unknown; request: IncomingMessage; protocol: string; extensions: string };
+      const open = seen[0]!.message as { id: number; connection: unknown; request: UpgradeRequest; protocol: string; extensions: string };
       const id = open.id;
       assert.equal(seen[0]!.channel, 'pef-ws:open');
       assert.equal(open.connection, ws);
@@ -410,7 +411,7 @@ describe('diagnostics channels', () => {
       socket.write(upgradeRequest(echo.port, '/nope').replace(`Sec-WebSocket-Key: ${KEY}`, 'Sec-WebSocket-Key: short'));
       await once(socket, 'close');
       assert.equal(seen.length, 1);
-      const message = seen[0] as { connection: unknown; request: IncomingMessage; error: HandshakeError };
+      const message = seen[0] as { connection: unknown; request: UpgradeRequest; error: HandshakeError };
       assert.equal(message.connection, null);
       assert.equal(message.request.url, '/nope');
       assert.ok(message.error instanceof HandshakeError);
