@@ -193,8 +193,9 @@ function readingNotes(results: BenchResults): string[] {
   if (rss && Number.isFinite(median(rss, 'raw'))) {
     notes.push(
       `Idle memory: a socket that node:http upgraded and that nothing else holds already takes ${f(median(rss, 'raw'))} KB of RSS (${f(median(get('memory.idle.heap'), 'raw'))} KB of JS heap) per connection, ` +
-        'more than the 3 KB target (which the issue measured for Bun, 1.85 KB, not for any Node server). On top of that ours keeps the upgrade request (`this.request`, ' +
-        "PEF's `$self->{_request}`), a heartbeat timer (a Ping every 30 s, PEF's default) and the parser and connection state; ws keeps no request and no timer.",
+        'more than the 3 KB target (which the issue measured for Bun, 1.85 KB, not for any Node server). On top of that ours keeps what it needs of the upgrade request (`this.request`, ' +
+        "PEF's `$self->{_request}`: an UpgradeRequest with the URL, the header fields and the socket, not node:http's IncomingMessage), a heartbeat (a Ping every 30 s, PEF's default; one timer for all connections) " +
+        'and the parser and connection state; what only some connections need (a trace, a message buffer, the masking-key buffer, a handler\'s queue) is made on first use. ws keeps no request and no timer.',
     );
   }
   const text = get(`echo.cpu.text-utf8.${16 * 1024}`);

@@ -19,35 +19,43 @@ import type { MessageType, SendData, WebSocketHooks } from './types.js';
  */
 const JOIN_PIECE_MAX = 4 * 1024;
 
-// A burst of prepared frames is the same list of Buffers for every subscriber that got all of it:
-// the last join is kept, so that the burst is joined once for them all, not once per socket. Only
-// a join of up to JOINED_KEPT_MAX bytes is kept, so that what stays after a burst is small.
-const JOINED_KEPT_MAX = 64 * 1024;
-let lastPrepared: Buffer[] | null = null;
-let lastJoined: Buffer | null = null;
-
-/** The prepared frames of one flush as one Buffer, or null when one is large (they go corked, as they are). */
-function joinPrepared(frames: Buffer[], bytes: number): Buffer | null {
-  const count = frames.length;
-  const last = lastPrepared;
-  if (last !== null && last.length === count) {
-    let same = true;
-    for (let i = 0; i < count; i++) {
-      if (last[i] !== frames[i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return lastJoined;
-  }
+/** The first `count` of `frames` as one Buffer, or null when one is large (they go corked, as they are). */
+function joinFrames(frames: readonly Buffer[], count: number, bytes: number): Buffer | null {
   for (let i = 0; i < count; i++) if (frames[i]!.length >= JOIN_PIECE_MAX) return null;
-  const joined = Buffer.concat(frames, bytes);
-  if (bytes <= JOINED_KEPT_MAX) {
-    lastPrepared = frames;
-    lastJoined = joined;
-  }
-  return joined;
+  return count === 1 ? frames[0]! : Buffer.concat(count === frames.length ? frames : frames.slice(0, count), bytes);
 }
+
+/**
+ * Prepared frames sent in one turn, in order, to many connections: a burst of publishes. The
+ * connections that get the same frames follow one list, so the next frame is a comparison and a
+ * count per connection, not a push into a list of its own, and the list is joined once for all of
+ * them. Once a connection has flushed it, it takes no more frames (a later one starts a new burst).
+ */
+class Burst {
+  readonly frames: Buffer[];
+  closed = false;
+  /** The last list that connections parted to from this one, after `branchAt` frames: the next to part the same way follow it. */
+  branch: Burst | null = null;
+  branchAt = 0;
+  /** All the frames joined, made by the first flush that took them all (null: one is large). */
+  #joined: Buffer | null | undefined = undefined;
+
+  constructor(frames: Buffer[]) {
+    this.frames = frames;
+  }
+
+  /** The first `count` frames (of `bytes` bytes) as one Buffer, or null when one is large; closes the burst. */
+  join(count: number, bytes: number): Buffer | null {
+    this.closed = true;
+    if (currentBurst === this) currentBurst = null; // nothing stays after the turn but what connections hold
+    if (count !== this.frames.length) return joinFrames(this.frames, count, bytes);
+    if (this.#joined === undefined) this.#joined = joinFrames(this.frames, count, bytes);
+    return this.#joined;
+  }
+}
+
+/** The burst that a connection receiving its first prepared frame of the turn may follow. */
+let currentBurst: Burst | null = null;
 
 /** The error given to onError when a hook throws: its `cause` is what the hook threw. */
 function handlerError(cause: unknown): ProtocolError {
@@ -117,9 +125,10 @@ export class WebSocketConnection {
   #holdReading = false;
   /** pause() holds reading until resume(). */
   #userPaused = false;
-  // Prepared frames (sendPrepared) waiting for the flush, and their bytes: a burst of publishes
-  // goes out in one write per socket.
-  #prepared: Buffer[] | null = null;
+  // Prepared frames (sendPrepared) waiting for the flush: the first #burstCount frames of #burst,
+  // of #preparedBytes bytes. A burst of publishes goes out in one write per socket.
+  #burst: Burst | null = null;
+  #burstCount = 0;
   #preparedBytes = 0;
   /** What the socket and the core held when the burst's first frame came (its bytes not counted). */
   #preparedBase = 0;
@@ -255,14 +264,33 @@ export class WebSocketConnection {
    * trace are its own.
    */
   sendPrepared(message: PreparedMessage): boolean {
-    const prepared = this.#prepared;
-    if (prepared !== null && this.#conn.outputBytes === 0 && !this.isDefunct()) {
+    const burst = this.#burst;
+    if (burst !== null && this.#conn.outputBytes === 0 && !this.isDefunct()) {
       // The next message of a burst: nothing was written since its first, whose checks hold, and
       // its flush is scheduled. What is buffered is what the socket held then plus the burst.
       const buffered = this.#preparedBase + this.#preparedBytes;
       if (buffered > this.#options.maxBufferedAmount) return this.#slowConsumer();
       const frame = message.frame;
-      prepared.push(frame);
+      const count = this.#burstCount;
+      const frames = burst.frames;
+      if (frames[count] !== frame) {
+        if (count === frames.length && !burst.closed) {
+          frames.push(frame); // the first to get it: the others follow
+        } else {
+          // This connection's frames part from the others' (another topic's message came between):
+          // it follows the branch that others took at the same point with the same frame, or starts one.
+          const branch = burst.branch;
+          if (branch !== null && burst.branchAt === count && branch.frames[count] === frame && !branch.closed) {
+            this.#burst = branch;
+          } else {
+            const own = frames.slice(0, count);
+            own.push(frame);
+            this.#burst = burst.branch = new Burst(own);
+            burst.branchAt = count;
+          }
+        }
+      }
+      this.#burstCount = count + 1;
       this.#preparedBytes += frame.length;
       return buffered + frame.length <= this.#options.highWaterMark;
     }
@@ -278,9 +306,13 @@ export class WebSocketConnection {
       this.#flush(); // what the core queued before goes first
       buffered = this.bufferedAmount;
     }
-    // The first of a burst (a flush above, or none pending, left no prepared frames).
+    // The first of a burst (a flush above, or none pending, left no prepared frames): it follows
+    // the burst of this turn when that began with this very frame.
     const frame = message.frame;
-    this.#prepared = [frame];
+    let current = currentBurst;
+    if (current === null || current.closed || current.frames[0] !== frame) currentBurst = current = new Burst([frame]);
+    this.#burst = current;
+    this.#burstCount = 1;
     this.#preparedBytes = frame.length;
     this.#preparedBase = buffered;
     this.#afterSend();
@@ -420,7 +452,8 @@ export class WebSocketConnection {
     this.#onSettled?.(); // a shutdown() still waiting for hooks: its timer goes
     this.#conn.receiveEof();
     this.#conn.takeOutput();
-    this.#prepared = null;
+    this.#burst = null;
+    this.#burstCount = 0;
     this.#preparedBytes = 0;
     if (!this.#opened) return this.#owner?.connectionEnded(this);
     try {
@@ -509,20 +542,29 @@ export class WebSocketConnection {
   #flush(): void {
     const socket = this.#socket;
     let output = this.#conn.takeOutput();
-    const prepared = this.#prepared;
-    if (prepared !== null) {
+    // What goes out as one Buffer (most flushes: a burst's join, or one frame), else null and `output`.
+    let single: Buffer | null = output.length === 1 ? output[0]! : null;
+    const burst = this.#burst;
+    if (burst !== null) {
       // Prepared frames were queued before anything the core holds now (sendPrepared flushes the core first).
-      const joined = output.length === 0 && prepared.length > 1 ? joinPrepared(prepared, this.#preparedBytes) : null;
-      output = joined !== null ? [joined] : output.length === 0 ? prepared : prepared.concat(output);
-      this.#prepared = null;
+      const count = this.#burstCount;
+      const joined = burst.join(count, this.#preparedBytes);
+      if (joined !== null && output.length === 0) single = joined;
+      else {
+        const prepared = joined !== null ? [joined] : burst.frames.slice(0, count);
+        output = output.length === 0 ? prepared : prepared.concat(output);
+        single = null;
+      }
+      this.#burst = null;
+      this.#burstCount = 0;
       this.#preparedBytes = 0;
     }
     const count = output.length;
-    if (count !== 0 && !this.#closed && socket.writable) {
+    if ((single !== null || count !== 0) && !this.#closed && socket.writable) {
       // Made on the first write of a connection whose hooks have onDrain (an idle one holds none).
       const callback = this.#hooks.onDrain ? (this.#afterWriteCallback ??= (error) => this.#afterWrite(error)) : undefined;
-      if (count === 1) {
-        socket.write(output[0]!, callback);
+      if (single !== null) {
+        socket.write(single, callback);
       } else {
         let total = 0;
         let large = false;
@@ -563,7 +605,7 @@ export class WebSocketConnection {
   }
 
   #maybeDrained(): void {
-    if (!this.#drainWanted || this.#closed || this.#socket.writableLength !== 0 || this.#conn.outputBytes !== 0 || this.#prepared !== null) return;
+    if (!this.#drainWanted || this.#closed || this.#socket.writableLength !== 0 || this.#conn.outputBytes !== 0 || this.#burst !== null) return;
     this.#drainWanted = false;
     this.#callHook('onDrain');
   }

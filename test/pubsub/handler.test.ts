@@ -124,6 +124,49 @@ test('a burst of queue messages is joined once: every subscriber\'s socket is gi
   }
 });
 
+/** Subscribed to news and sport. */
+class Both extends WebSocketHandler {
+  override async onOpen(): Promise<void> {
+    await this.subscribe('news');
+    await this.subscribe('sport');
+    this.send('ready');
+  }
+}
+
+// A burst is one list followed by every connection that gets the same frames; connections whose
+// frames part from it the same way (another topic's message in between) follow a branch together.
+test('a burst across topics: every subscriber gets its own frames in order, and those with the same frames share one Buffer', async (t) => {
+  const router = new WebSocketRouter({ compression: false }).route('/q', Forward).route('/both', Both);
+  const listening = await listen(router);
+  t.after(() => listening.close());
+  const both = await RawClient.open(listening.port, { path: '/both' });
+  const [news1, news2] = await Promise.all([1, 2].map(() => RawClient.open(listening.port, { path: '/q?topic=news' })));
+  const sport = await RawClient.open(listening.port, { path: '/q?topic=sport' });
+  const all = [both, news1!, news2!, sport];
+  for (const { client } of all) assert.deepEqual(await client.readBytes(7), Buffer.from('81057265616479', 'hex')); // 'ready'
+  const written = await writtenDuring(async () => {
+    const published = [router.publish('news', 'one'), router.publish('sport', 'two'), router.publish('news', 'three'), router.publish('news', 'four')];
+    assert.deepEqual(await Promise.all(published), [1, 1, 2, 3]);
+  });
+  const frame = (text: string): string => `81${text.length.toString(16).padStart(2, '0')}${Buffer.from(text).toString('hex')}`;
+  const expected = [
+    Buffer.from(frame('one') + frame('two') + frame('three') + frame('four'), 'hex'),
+    Buffer.from(frame('one') + frame('three') + frame('four'), 'hex'),
+    Buffer.from(frame('one') + frame('three') + frame('four'), 'hex'),
+    Buffer.from(frame('two'), 'hex'),
+  ];
+  assert.equal(written.length, 4, 'one write per socket');
+  for (let i = 0; i < all.length; i++) assert.deepEqual(await all[i]!.client.readBytes(expected[i]!.length), expected[i]);
+  assert.deepEqual(
+    written.map((chunk) => (chunk as Buffer).toString('hex')).sort(),
+    expected.map((bytes) => bytes.toString('hex')).sort(),
+  );
+  const newsOnly = written.filter((chunk) => (chunk as Buffer).equals(expected[1]!));
+  assert.equal(newsOnly.length, 2);
+  assert.ok(newsOnly[0] === newsOnly[1], 'the two news-only subscribers are given the same Buffer');
+  for (const { client } of all) client.socket.destroy();
+});
+
 test('subscribe with a last id replays what the client missed, in order, then live', async (t) => {
   const router = new WebSocketRouter().route('/q', Forward);
   const listening = await listen(router);
