@@ -541,7 +541,9 @@ export class WebSocketConnection {
   /** Writes what the connection queued: one write when small, corked writes when large. */
   #flush(): void {
     const socket = this.#socket;
-    let output = this.#conn.takeOutput();
+    // Not takeOutput: while reading is held (pause(), a shutdown), input still unparsed must not be
+    // answered yet (a Close behind a held message would overtake its reply).
+    let output = this.#conn.takeQueuedOutput();
     // What goes out as one Buffer (most flushes: a burst's join, or one frame), else null and `output`.
     let single: Buffer | null = output.length === 1 ? output[0]! : null;
     const burst = this.#burst;

@@ -411,6 +411,16 @@ export class Connection implements FrameSink {
   /** Bytes to write since the last call, in order (parses everything pending first). */
   takeOutput(): Buffer[] {
     this.#parseAll();
+    return this.takeQueuedOutput();
+  }
+
+  /**
+   * Bytes to write since the last call, in order, without parsing on: input not parsed yet stays
+   * so. For an I/O layer whose application holds reading (a handler's pause()): a Close behind a
+   * message not handed out yet is answered only after that message, since no data frame may follow
+   * our Close (RFC 6455 §5.5.1), and a Ping behind it gets its Pong after it, as it came.
+   */
+  takeQueuedOutput(): Buffer[] {
     const output = this.#output;
     if (output.length !== 0) {
       this.#output = [];
