@@ -602,16 +602,8 @@ export class Connection implements FrameSink {
 
   // ---------------------------------------------------------------- FrameSink
 
-  /** @internal */
-  onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean {
-    this.#frameOpcode = opcode;
-    this.#frameFin = fin;
-    if (this.#onFrame !== null) {
-      this.#observedPending = true;
-      this.#observedRsv = rsv;
-      this.#observedLength = length;
-      this.#observedHead = EMPTY;
-    }
+  /** @internal The rules of the frame sequence, from the first two header bytes. */
+  onFrameStart(_fin: boolean, rsv: number, opcode: number): boolean {
     if (opcode >= Opcode.Close) {
       // RFC 7692 §6: an extension's RSV bit is never set on a control frame.
       if (rsv !== 0) return this.#reject(protocolViolation('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 must be clear on control frames'));
@@ -624,11 +616,28 @@ export class Connection implements FrameSink {
       }
       // RFC 7692 §6.1: RSV1 is set on the first frame of a compressed message only.
       if (rsv !== 0) return this.#reject(protocolViolation('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 must be clear on continuation frames'));
-    } else {
-      // §5.4: the frames of a fragmented message are not interleaved with another data message.
-      if (this.#messageOpen) {
-        return this.#reject(protocolViolation('WS_ERR_EXPECTED_CONTINUATION', 'new data frame while a fragmented message is open'));
-      }
+      return true;
+    }
+    // §5.4: the frames of a fragmented message are not interleaved with another data message.
+    if (this.#messageOpen) {
+      return this.#reject(protocolViolation('WS_ERR_EXPECTED_CONTINUATION', 'new data frame while a fragmented message is open'));
+    }
+    return true;
+  }
+
+  /** @internal */
+  onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean {
+    this.#frameOpcode = opcode;
+    this.#frameFin = fin;
+    if (this.#onFrame !== null) {
+      this.#observedPending = true;
+      this.#observedRsv = rsv;
+      this.#observedLength = length;
+      this.#observedHead = EMPTY;
+    }
+    if (opcode >= Opcode.Close) return true;
+    // onFrameStart has checked the frame against the sequence.
+    if (opcode !== Opcode.Continuation) {
       this.#messageOpen = true;
       this.#message ??= new PieceBuffer();
       this.#messageBinary = opcode === Opcode.Binary;

@@ -10,6 +10,12 @@ import { applyMask } from './mask.js';
 
 /** Receives what the parser finds. onFrameHeader or onFrameData returning false stops the parser for good. */
 export interface FrameSink {
+  /**
+   * The first two header bytes broke none of the frame's own rules: rules that depend on earlier
+   * frames (§5.4, RFC 7692 §6.1) can fail it now, before its length and masking key arrive. Return
+   * false to fail it (call stop(), or fail through onFrameError's owner). Optional.
+   */
+  onFrameStart?(fin: boolean, rsv: number, opcode: number): boolean;
   /** A frame header is complete. `rsv` holds the RSV bits in place (0x40 = RSV1). */
   onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean;
   /** A piece of the frame's payload, unmasked: a view into the input, owned by the sink from now on. */
@@ -280,6 +286,12 @@ export class FrameParser {
           ? protocolViolation('WS_ERR_MASKED_FRAME', 'MASK must be clear on frames from a server')
           : protocolViolation('WS_ERR_UNMASKED_FRAME', 'MASK must be set on frames from a client'),
       );
+    }
+    // The rules of the frame sequence, as soon as the opcode is known: a continuation that continues
+    // nothing fails here, not after a 64-bit length over any limit (which would say 1009, not 1002).
+    if (this.#sink.onFrameStart !== undefined && !this.#sink.onFrameStart(fin, rsv, opcode)) {
+      this.stop();
+      return false;
     }
     this.#fin = fin;
     this.#rsv = rsv;

@@ -241,6 +241,19 @@ describe('5.2 Base framing', () => {
     });
   });
 
+  // Found by pef-ws fuzz: the frame broke §5.4 at its first byte, yet the server closed with 1009
+  // for its length, read later; our oracle (and fail-fast) expects the first violation, 1002.
+  test('a data frame inside a fragmented message fails with 1002 at its first two bytes, before a 64-bit length over 2^53', () => {
+    const conn = server();
+    receive(conn, '01 81 00000000 61'); // a text message begun, not finished
+    receive(conn, '81 ff 4e80007f'); // a new text frame: §5.4 is broken before the length is complete
+    assertConnectionFailing(conn, {
+      code: 'WS_ERR_EXPECTED_CONTINUATION',
+      message: 'new data frame while a fragmented message is open',
+      closeCode: CloseCode.ProtocolError,
+    });
+  });
+
   test('a 64-bit length of 2^53 fails in the parser; 2^53-1 reaches the message limit', () => {
     const sink = parse('82 ff 0020000000000000');
     assertProtocolError(sink.errors[0], {
