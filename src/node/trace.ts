@@ -74,7 +74,7 @@ export interface FrameMessage {
   readonly opcode: number;
   /** Whether the payload was masked on the wire: frames from a client are, frames from a server are not. */
   readonly masked: boolean;
-  /** The payload length announced in the header. */
+  /** The payload length announced in the header; NaN for a frame failed before its 16- or 64-bit length was read. */
   readonly length: number;
   /** A copy of the first payload bytes, unmasked: at most 125, so a control frame is whole. */
   readonly head: Buffer;
@@ -166,13 +166,14 @@ export function formatFrame(
   head: Buffer,
 ): string {
   const name = OPCODE_NAMES[opcode] ?? `opcode-${opcode}`;
-  let line = `#${id} ${direction} ${name} fin=${fin ? 1 : 0} rsv=${rsvBits(rsv)} masked=${masked ? 1 : 0} len=${length}`;
+  // A frame failed before its 16- or 64-bit length was read has length NaN: len=?.
+  let line = `#${id} ${direction} ${name} fin=${fin ? 1 : 0} rsv=${rsvBits(rsv)} masked=${masked ? 1 : 0} len=${Number.isNaN(length) ? '?' : length}`;
   if (opcode === Opcode.Close) {
     if (head.length >= 2) line += ` code=${head.readUInt16BE(0)} reason=${JSON.stringify(head.toString('utf8', 2))}`;
     else if (head.length === 0) line += ' code=none';
     else line += ' code=invalid';
   }
-  if (length !== 0) {
+  if (length > 0) {
     line += ` hex=${head.toString('hex', 0, Math.min(head.length, HEX_BYTES))}`;
     if (length > HEX_BYTES) line += '...';
   }

@@ -603,7 +603,17 @@ export class Connection implements FrameSink {
   // ---------------------------------------------------------------- FrameSink
 
   /** @internal The rules of the frame sequence, from the first two header bytes. */
-  onFrameStart(_fin: boolean, rsv: number, opcode: number): boolean {
+  onFrameStart(fin: boolean, rsv: number, opcode: number, length: number): boolean {
+    if (this.#onFrame !== null) {
+      // Observed from here, so that a frame failed on these rules (or on its length) is reported
+      // before the Close that answers it; onFrameHeader completes it.
+      this.#frameOpcode = opcode;
+      this.#frameFin = fin;
+      this.#observedPending = true;
+      this.#observedRsv = rsv;
+      this.#observedLength = length;
+      this.#observedHead = EMPTY;
+    }
     if (opcode >= Opcode.Close) {
       // RFC 7692 §6: an extension's RSV bit is never set on a control frame.
       if (rsv !== 0) return this.#reject(protocolViolation('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 must be clear on control frames'));

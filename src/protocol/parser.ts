@@ -12,10 +12,11 @@ import { applyMask } from './mask.js';
 export interface FrameSink {
   /**
    * The first two header bytes broke none of the frame's own rules: rules that depend on earlier
-   * frames (§5.4, RFC 7692 §6.1) can fail it now, before its length and masking key arrive. Return
-   * false to fail it (call stop(), or fail through onFrameError's owner). Optional.
+   * frames (§5.4, RFC 7692 §6.1) can fail it now, before its length and masking key arrive.
+   * `length` is the payload length when the 7-bit field holds it, NaN when a 16- or 64-bit length
+   * follows (not read yet). Return false to fail it. Optional.
    */
-  onFrameStart?(fin: boolean, rsv: number, opcode: number): boolean;
+  onFrameStart?(fin: boolean, rsv: number, opcode: number, length: number): boolean;
   /** A frame header is complete. `rsv` holds the RSV bits in place (0x40 = RSV1). */
   onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean;
   /** A piece of the frame's payload, unmasked: a view into the input, owned by the sink from now on. */
@@ -289,7 +290,7 @@ export class FrameParser {
     }
     // The rules of the frame sequence, as soon as the opcode is known: a continuation that continues
     // nothing fails here, not after a 64-bit length over any limit (which would say 1009, not 1002).
-    if (this.#sink.onFrameStart !== undefined && !this.#sink.onFrameStart(fin, rsv, opcode)) {
+    if (this.#sink.onFrameStart !== undefined && !this.#sink.onFrameStart(fin, rsv, opcode, length7 < 126 ? length7 : NaN)) {
       this.stop();
       return false;
     }

@@ -147,6 +147,23 @@ describe('trace lines', () => {
     await stop(echo, socket);
   });
 
+  // Root cause: the sequence rules moved to the frame's first two bytes (onFrameStart), before
+  // the frame was marked for observing, so a frame failed on them was missing from the trace.
+  test('a frame that breaks the frame sequence is traced before the Close, and one failed before its 64-bit length shows len=?', async () => {
+    const lines: string[] = [];
+    const echo = await echoServer({ trace: (line) => lines.push(line) });
+    const socket = await client(echo.port, '/', [frame(Opcode.Continuation, 'hi')]);
+    const reason = 'continuation frame without a message to continue';
+    assert.deepEqual(await echo.closed, [CloseCode.ProtocolError, reason]);
+    const id = idOf(lines[0]!);
+    assert.deepEqual(lines.slice(1, 3), [
+      `#${id} in continuation fin=1 rsv=000 masked=1 len=2 hex=`,
+      `#${id} out close fin=1 rsv=000 masked=0 len=${2 + reason.length} code=1002 reason="${reason}" hex=${Buffer.from(encodeClosePayload(CloseCode.ProtocolError, reason)).toString('hex', 0, 16)}...`,
+    ]);
+    await stop(echo, socket);
+    assert.equal(formatFrame(3, 'in', true, 0, Opcode.Text, true, NaN, Buffer.alloc(0)), '#3 in text fin=1 rsv=000 masked=1 len=?');
+  });
+
   test('with permessage-deflate the handshake line names the extension and a compressed frame shows RSV1', async () => {
     const lines: string[] = [];
     const echo = await echoServer({ trace: (line) => lines.push(line) });
