@@ -133,7 +133,7 @@ function subscribed(): boolean {
  */
 export function lateTrace(connection: WebSocketConnection): ConnectionTrace | null {
   if (!subscribed()) return null;
-  const trace = new ConnectionTrace(connection.request, false);
+  const trace = new ConnectionTrace(connection.request, false, true);
   trace.connection = connection;
   return trace;
 }
@@ -207,12 +207,13 @@ export class ConnectionTrace {
   /** Set once the connection object exists. */
   connection: WebSocketConnection | null = null;
 
-  constructor(request: UpgradeRequest, option: TraceOption | undefined) {
+  /** `late`: made for a connection already open (lateTrace), whose frames are not watched. */
+  constructor(request: UpgradeRequest, option: TraceOption | undefined, late = false) {
     this.#request = request;
     this.#print = printerFor(option);
     // Whether frames are watched is decided once per connection: pef-ws:frame subscribers see the
     // connections opened while they are subscribed.
-    this.onFrame = this.#print !== null || frameChannel.hasSubscribers ? this.#frameObserver() : null;
+    this.onFrame = !late && (this.#print !== null || frameChannel.hasSubscribers) ? this.#frameObserver() : null;
   }
 
   /** Whether the open connection must keep this trace: it prints, watches frames, or a pef-ws channel has subscribers. */

@@ -15,7 +15,7 @@ import { acceptWebSocket, WebSocketHandler, WebSocketRouter, type WebSocketConne
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { ProtocolError, HandshakeError } from '../../src/protocol/errors.js';
 import { encodeClosePayload, encodeFrame } from '../../src/protocol/frame.js';
-import { ConnectionTrace, formatFrame, type FrameMessage } from '../../src/node/trace.js';
+import { ConnectionTrace, formatFrame, lateTrace, type FrameMessage } from '../../src/node/trace.js';
 import type { UpgradeRequest } from '../../src/node/request.js';
 
 const MASK = Uint8Array.of(0x37, 0xfa, 0x21, 0x3d);
@@ -285,6 +285,11 @@ describe('trace lines', () => {
     subscribe('pef-ws:frame', listener);
     try {
       assert.equal(typeof new ConnectionTrace(request, undefined).onFrame, 'function');
+      // A connection that opened unwatched gets a trace late, with its frames still not watched
+      // (its frames are not observed, and its prepared frames stay shared).
+      const late = lateTrace({ request } as WebSocketConnection);
+      assert.ok(late !== null);
+      assert.equal(late.onFrame, null);
     } finally {
       unsubscribe('pef-ws:frame', listener);
     }
