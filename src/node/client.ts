@@ -484,7 +484,7 @@ export class WebSocketClient implements AsyncIterable<ReceivedMessage> {
       trace.handshake(101, accepted.protocol, accepted.extensions);
       const resolved = this.#resolved;
       const conn = new Connection({ role: 'client', maxPayload: resolved.maxPayload, extension: accepted.extension, onFrame: trace.onFrame });
-      const ws = new WebSocketConnection(socket, conn, this.#bindHooks(), request, accepted.protocol, accepted.extensions, resolved, trace.needed ? trace : null);
+      const ws = new WebSocketConnection(socket, conn, this.#bindHooks(), request, accepted.protocol, accepted.extensions, resolved, trace);
       trace.connection = ws;
       bindHandler(this.#hooks, ws); // a WebSocketHandler as hooks: this.send() works as on a server
       this.#conn = conn;

@@ -149,7 +149,8 @@ export class WebSocketConnection {
     this.#conn = conn;
     this.#hooks = hooks;
     this.#options = options;
-    this.#trace = trace;
+    // The trace stays only if someone watches (an idle connection holds none otherwise; see #traced).
+    this.#trace = trace !== null && trace.needed ? trace : null;
     this.#owner = owner;
     this.request = request;
     this.protocol = protocol;
@@ -295,8 +296,8 @@ export class WebSocketConnection {
       return buffered + frame.length <= this.#options.highWaterMark;
     }
     // A prepared frame is a server's: unmasked. A client masks every frame it sends (RFC 6455 §5.1),
-    // each with a key of its own, so it cannot share one. Every connection has a trace object; only
-    // one whose frames are watched must frame its own.
+    // each with a key of its own, so it cannot share one; a connection whose frames are watched
+    // frames its own, so that its frames are observed.
     if (this.extensions !== '' || this.#trace?.onFrame != null || this.#conn.role === 'client') return this.send(message.data, message.type);
     if (this.isDefunct()) return false;
     let buffered = this.bufferedAmount;

@@ -210,8 +210,7 @@ export function upgradeWith(
     net.setNoDelay?.(true);
     net.setTimeout?.(0);
     const conn = new Connection({ maxPayload: resolved.maxPayload, extension: accepted.extension, onFrame: trace.onFrame });
-    // The trace stays with the connection only if someone watches (an idle one holds none otherwise).
-    const ws = new WebSocketConnection(socket, conn, hooks, kept, accepted.protocol, accepted.extensions, resolved, trace.needed ? trace : null, target.owner ?? null);
+    const ws = new WebSocketConnection(socket, conn, hooks, kept, accepted.protocol, accepted.extensions, resolved, trace, target.owner ?? null);
     trace.connection = ws;
     ws.data = data;
     bindHandler(hooks, ws);

@@ -604,11 +604,11 @@ export class Connection implements FrameSink {
 
   /** @internal The rules of the frame sequence, from the first two header bytes. */
   onFrameStart(fin: boolean, rsv: number, opcode: number, length: number): boolean {
+    this.#frameOpcode = opcode;
+    this.#frameFin = fin;
     if (this.#onFrame !== null) {
       // Observed from here, so that a frame failed on these rules (or on its length) is reported
-      // before the Close that answers it; onFrameHeader completes it.
-      this.#frameOpcode = opcode;
-      this.#frameFin = fin;
+      // before the Close that answers it; onFrameHeader gives it its full length.
       this.#observedPending = true;
       this.#observedRsv = rsv;
       this.#observedLength = length;
@@ -636,17 +636,10 @@ export class Connection implements FrameSink {
   }
 
   /** @internal */
-  onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean {
-    this.#frameOpcode = opcode;
-    this.#frameFin = fin;
-    if (this.#onFrame !== null) {
-      this.#observedPending = true;
-      this.#observedRsv = rsv;
-      this.#observedLength = length;
-      this.#observedHead = EMPTY;
-    }
+  onFrameHeader(_fin: boolean, rsv: number, opcode: number, length: number): boolean {
+    // onFrameStart has taken the opcode and FIN, begun observing, and checked the frame against the sequence.
+    if (this.#onFrame !== null) this.#observedLength = length;
     if (opcode >= Opcode.Close) return true;
-    // onFrameStart has checked the frame against the sequence.
     if (opcode !== Opcode.Continuation) {
       this.#messageOpen = true;
       this.#message ??= new PieceBuffer();
