@@ -8,14 +8,16 @@ import type { Duplex } from 'node:stream';
 
 /**
  * The servers compared. `ws` has its bufferutil addon; `ws-js` is ws with WS_NO_BUFFER_UTIL=1.
- * `base` is `ours` built from another checkout (run.ts --base DIR), for before/after in one run.
+ * `bytes` is `ours` with the option decodeText: false (text reaches onMessage as its checked bytes,
+ * as with ws), run on the text rows only. `base` is `ours` built from another checkout (run.ts --base DIR), for before/after in one run.
  */
-export const SYSTEMS = ['framework', 'ours', 'ws', 'ws-js', 'raw', 'base'] as const;
+export const SYSTEMS = ['framework', 'ours', 'bytes', 'ws', 'ws-js', 'raw', 'base'] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
   framework: 'ours, framework (router + handler class)',
   ours: 'ours, acceptWebSocket',
+  bytes: 'ours, acceptWebSocket, decodeText: false',
   ws: 'ws 8 + bufferutil',
   'ws-js': 'ws 8, no addon',
   raw: 'raw node echo (limit)',

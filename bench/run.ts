@@ -181,7 +181,9 @@ async function startServer(system: SystemName, extraEnv: NodeJS.ProcessEnv = {})
   const env: NodeJS.ProcessEnv = { BENCH_LIB: lib, ...extraEnv };
   if (system === 'ws-js') env.WS_NO_BUFFER_UTIL = '1';
   const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : [];
-  const child = node(join(lib, 'bench/server.js'), [system], env, profile);
+  // BENCH_SERVER_FLAGS: more node flags for the servers (--perf-basic-prof, to read them under perf).
+  const extraFlags = process.env.BENCH_SERVER_FLAGS ? process.env.BENCH_SERVER_FLAGS.split(' ') : [];
+  const child = node(join(lib, 'bench/server.js'), [system], env, [...profile, ...extraFlags]);
   const peer = new Peer(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.on('message', (m: { type?: string; port?: number; note?: string }) => {

@@ -71,10 +71,13 @@ async function setUp(): Promise<void> {
       return;
     }
     case 'ours':
+    case 'bytes':
     case 'base': {
       const { acceptWebSocket } = (await import(`${LIB}/index.js`)) as typeof import('../src/index.js');
+      // bytes: text reaches onMessage as its checked UTF-8 bytes (a Buffer), and goes back as 'text'.
+      const options = system === 'bytes' ? { ...ourOptions, decodeText: false } : ourOptions;
       server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-        const ws = acceptWebSocket(request, socket, head, { onMessage: (message, type) => void ws!.send(message, type) }, ourOptions);
+        const ws = acceptWebSocket(request, socket, head, { onMessage: (message, type) => void ws!.send(message, type) }, options);
       });
       return;
     }

@@ -168,6 +168,41 @@ describe('property: framing', () => {
     );
   });
 
+  test('binary messages of random bytes, up to 70,000 in one frame or several, split anywhere, arrive exactly as sent', () => {
+    // A large binary message in one frame is unmasked straight into a buffer of its size as its
+    // pieces come (Connection.onFrameData, reserve); every other one piece by piece in place.
+    const messageArb = fc.record({
+      data: fc.oneof(
+        { arbitrary: fc.uint8Array({ maxLength: 300 }), weight: 1 },
+        { arbitrary: fc.integer({ min: 4000, max: 70_000 }).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })), weight: 3 },
+      ),
+      fragments: fc.integer({ min: 1, max: 3 }),
+    });
+    fc.assert(
+      fc.property(fc.array(messageArb, { minLength: 1, maxLength: 3 }), maskArb, cutsArb, (messages, mask, cuts) => {
+        const wire = Buffer.concat(
+          messages.flatMap(({ data, fragments }) => {
+            const size = Math.ceil(data.length / fragments) || 1;
+            const frames: Buffer[] = [];
+            for (let i = 0, start = 0; i < fragments; i++, start += size) {
+              const last = i === fragments - 1;
+              frames.push(...encodeFrame(i === 0 ? Opcode.Binary : Opcode.Continuation, data.subarray(start, last ? data.length : start + size), { fin: last, mask }));
+            }
+            return frames;
+          }),
+        );
+        const conn = new Connection({ maxPayload: 1 << 20 });
+        for (const piece of splitAt(wire, cuts)) conn.receiveData(Buffer.from(piece)); // each read a buffer of its own, as from a socket
+        const events = conn.takeEvents();
+        assert.deepEqual(
+          events.map((e) => (e.type === 'binary' ? toHex(e.data) : e.type)),
+          messages.map(({ data }) => toHex(data)),
+        );
+      }),
+      params(0.3),
+    );
+  });
+
   test('arbitrary bytes never throw and yield at most one failure, with a framing close code, and nothing after it', () => {
     const inputArb = fc.oneof(
       fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),

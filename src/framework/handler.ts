@@ -108,7 +108,8 @@ export class WebSocketHandler<Data = undefined> {
 
   /**
    * A whole message arrived (fragments already joined). Messages arrive in the order the peer
-   * sent them: `string` for `'text'`, `Buffer` for `'binary'`. The next message is not held back
+   * sent them: `string` for `'text'` (a `Buffer` of its checked UTF-8 bytes with the option
+   * `decodeText: false`), `Buffer` for `'binary'`. The next message is not held back
    * while a returned promise is pending.
    */
   onMessage(message: string | Buffer, type: MessageType): MaybePromise<void> {}

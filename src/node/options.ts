@@ -46,6 +46,14 @@ export interface WebSocketOptions {
    * off. Default: on (through util.debuglog) when NODE_DEBUG includes `pef-ws`, else off.
    */
   trace?: TraceOption;
+  /**
+   * How a text message reaches onMessage: `true`, as a string (decoded from UTF-8); `false`, as a
+   * Buffer of its UTF-8 bytes, checked (RFC 6455 §8.1) but not decoded, with type `'text'`, as ws
+   * hands out text. Sending that Buffer back with type 'text' sends the same bytes. For relays and
+   * for text parsed from bytes (JSON.parse takes a string; a Buffer's toString decodes it then):
+   * decoding non-ASCII UTF-8 costs more than the rest of an echo (docs/benchmarks.md). Default true.
+   */
+  decodeText?: boolean;
 
   // Defences against hostile peers; each default and its reason is in docs/security.md.
   /**
@@ -84,6 +92,7 @@ export interface ResolvedOptions {
   headers: Readonly<Record<string, string>>;
   logger: Logger;
   trace: TraceOption | undefined;
+  decodeText: boolean;
   origins: OriginPolicy | undefined;
   heartbeatInterval: number;
   heartbeatTimeout: number;
@@ -106,6 +115,7 @@ export const DEFAULT_OPTIONS: ResolvedOptions = {
   headers: {},
   logger: console,
   trace: undefined,
+  decodeText: true,
   origins: undefined,
   heartbeatInterval: 30_000,
   heartbeatTimeout: 30_000,
@@ -141,6 +151,7 @@ export function resolveOptions(...layers: (WebSocketOptions | undefined)[]): Res
   }
   // RFC 9110 §5.1, §5.5: a bad field is a TypeError here, never a bad byte in the 101 (response splitting).
   checkHeaderFields(options.headers, ACCEPT_FIELDS);
+  if (typeof options.decodeText !== 'boolean') throw new TypeError('decodeText must be true or false');
   if (options.slowConsumer !== 'close' && options.slowConsumer !== 'drop') throw new RangeError("slowConsumer must be 'close' or 'drop'");
   const origins: unknown = options.origins;
   if (!(origins === undefined || origins === '*' || typeof origins === 'function' || Array.isArray(origins))) {

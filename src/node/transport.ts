@@ -507,6 +507,10 @@ export class WebSocketConnection {
         this.#idle?.touch();
         this.#callHook('onMessage', event.data, event.type);
         break;
+      case 'textBytes': // decodeText: false
+        this.#idle?.touch();
+        this.#callHook('onMessage', event.data, 'text');
+        break;
       case 'pong':
         this.#heartbeat?.pong(event.data);
         break;

@@ -209,7 +209,12 @@ export function upgradeWith(
     // Small frames leave at once (no Nagle delay); no idle timeout is inherited from the HTTP server.
     net.setNoDelay?.(true);
     net.setTimeout?.(0);
-    const conn = new Connection({ maxPayload: resolved.maxPayload, extension: accepted.extension, onFrame: trace.onFrame });
+    const conn = new Connection({
+      maxPayload: resolved.maxPayload,
+      extension: accepted.extension,
+      onFrame: trace.onFrame,
+      decodeText: resolved.decodeText,
+    });
     const ws = new WebSocketConnection(socket, conn, hooks, kept, accepted.protocol, accepted.extensions, resolved, trace, target.owner ?? null);
     trace.connection = ws;
     ws.data = data;

@@ -13,7 +13,7 @@ import {
 } from './constants.js';
 import { ProtocolError, protocolViolation } from './errors.js';
 import { encodeClosePayload, frameHeaderLength, parseClosePayload, truncateUtf8, writeFrameHeader } from './frame.js';
-import { applyMask } from './mask.js';
+import { applyMask, maskInto } from './mask.js';
 import { FrameParser, type FrameSink } from './parser.js';
 import { Utf8Validator, decodeUtf8, decodeUtf8Pieces, isValidUtf8 } from './utf8.js';
 import { randomFillSync } from 'node:crypto';
@@ -21,6 +21,8 @@ import { randomFillSync } from 'node:crypto';
 /** What the connection reports to the I/O layer, in the order it happened. */
 export type ConnectionEvent =
   | { readonly type: 'text'; readonly data: string }
+  /** A text message when `decodeText` is false: its bytes, checked as UTF-8 (§8.1), not decoded. */
+  | { readonly type: 'textBytes'; readonly data: Buffer }
   | { readonly type: 'binary'; readonly data: Buffer }
   | { readonly type: 'ping'; readonly data: Buffer }
   | { readonly type: 'pong'; readonly data: Buffer }
@@ -72,6 +74,11 @@ export interface ConnectionOptions {
   extension?: MessageExtension | null;
   /** Called for every frame received and sent. Default none: frames are not observed at all. */
   onFrame?: FrameObserver | null;
+  /**
+   * Whether a text message is decoded to a string ('text' events). false reports it as its bytes
+   * ('textBytes' events), checked as UTF-8 (RFC 6455 §8.1) but never decoded. Default true.
+   */
+  decodeText?: boolean;
 }
 
 /** Connection states (python-websockets' names): open, closing once a Close was sent or received, closed. */
@@ -132,6 +139,8 @@ class PieceBuffer {
   bytes = 0;
   #grow: Buffer | null = null;
   #growUsed = 0;
+  /** The masking key of a reserved frame (see reserve), else null. */
+  #mask: Uint8Array | null = null;
 
   /** The input has been parsed to its end: views that would pin a much larger read are copied out. */
   unpin(): void {
@@ -151,9 +160,31 @@ class PieceBuffer {
     return bytes;
   }
 
+  /**
+   * Makes room for a whole frame of `length` bytes whose payload arrives masked with `mask`: each
+   * piece pushed from now on is unmasked straight into it (the first `bytes` must not be in yet).
+   * The buffer is address space until bytes arrive: its pages become resident as they are written.
+   * Returns false, and leaves the buffer as it was, if that much memory cannot be had.
+   */
+  reserve(length: number, mask: Uint8Array): boolean {
+    try {
+      this.#grow = Buffer.allocUnsafe(length);
+    } catch {
+      return false; // RangeError: the allocation failed (an address space limit, strict overcommit)
+    }
+    this.#growUsed = 0;
+    this.#mask = mask;
+    return true;
+  }
+
   push(piece: Buffer): void {
     if (piece.length === 0) return;
     this.bytes += piece.length;
+    if (this.#mask !== null) {
+      maskInto(this.#grow!, this.#growUsed, piece, this.#mask, this.#growUsed & 3);
+      this.#growUsed += piece.length;
+      return;
+    }
     if (this.#grow !== null) return this.#append(piece);
     this.pieces.push(piece);
     if (this.pieces.length > MAX_VIEW_PIECES) {
@@ -190,6 +221,7 @@ class PieceBuffer {
     this.bytes = 0;
     this.#grow = null;
     this.#growUsed = 0;
+    this.#mask = null;
   }
 
   #append(piece: Buffer): void {
@@ -241,6 +273,7 @@ export class Connection implements FrameSink {
   readonly #maxPayload: number;
   readonly #extension: MessageExtension | null;
   readonly #onFrame: FrameObserver | null;
+  readonly #decodeText: boolean;
 
   #state: ConnectionState = ConnectionState.Open;
   #events: ConnectionEvent[] = [];
@@ -261,6 +294,13 @@ export class Connection implements FrameSink {
   #messageOpen = false;
   #messageBinary = false;
   #messageEncoded = false;
+  /**
+   * The masking key of a large binary message in one frame, left masked by the parser (see
+   * onFrameHeader) until its first piece decides where it is unmasked; else null.
+   */
+  #messageMask: Uint8Array | null = null;
+  /** That frame's length. */
+  #messageLength = 0;
   /** Its payload in assembly; made with the first data message (an idle connection holds none). */
   #message: PieceBuffer | null = null;
   /** A control frame's payload in assembly; made on the first control frame with a payload (idle connections hold none). */
@@ -286,6 +326,7 @@ export class Connection implements FrameSink {
     this.#maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.#extension = options.extension ?? null;
     this.#onFrame = options.onFrame ?? null;
+    this.#decodeText = options.decodeText ?? true;
     this.#parser = new FrameParser(this, {
       role: this.#client ? 'client' : 'server',
       allowedRsv: this.#extension?.rsv ?? 0,
@@ -636,7 +677,7 @@ export class Connection implements FrameSink {
   }
 
   /** @internal */
-  onFrameHeader(_fin: boolean, rsv: number, opcode: number, length: number): boolean {
+  onFrameHeader(fin: boolean, rsv: number, opcode: number, length: number): boolean {
     // onFrameStart has taken the opcode and FIN, begun observing, and checked the frame against the sequence.
     if (this.#onFrame !== null) this.#observedLength = length;
     if (opcode >= Opcode.Close) return true;
@@ -645,6 +686,15 @@ export class Connection implements FrameSink {
       this.#message ??= new PieceBuffer();
       this.#messageBinary = opcode === Opcode.Binary;
       this.#messageEncoded = rsv !== 0;
+      // A large binary message in one frame is left masked by the parser: when it spans reads, its
+      // pieces are unmasked straight into a buffer of its size (onFrameData), one copy in all, made as
+      // each read comes in. Unmasking each read in place and joining the pieces at the end took a
+      // pass more and kept every read alive until the end (measured: docs/benchmarks.md, 1 MiB).
+      // Traced frames are unmasked as they come (the observer shows their first bytes).
+      if (this.#messageBinary && fin && rsv === 0 && length >= VIEW_PAYLOAD_MIN && this.#onFrame === null) {
+        this.#messageMask = this.#parser.leaveMasked();
+        this.#messageLength = length;
+      }
       if (!this.#messageBinary && !this.#messageEncoded) {
         if (this.#utf8 === null) this.#utf8 = new Utf8Validator();
         else this.#utf8.reset();
@@ -674,6 +724,15 @@ export class Connection implements FrameSink {
     if (!this.#messageBinary && !this.#messageEncoded && !this.#utf8!.write(data)) {
       return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'invalid UTF-8 in a text message'));
     }
+    const mask = this.#messageMask;
+    if (mask !== null) {
+      this.#messageMask = null;
+      // The first piece: the whole frame is in this read (unmasked in place, a view as ever), or
+      // the rest is to come (unmasked into a buffer of the frame's size, unless none can be had).
+      if (data.length === this.#messageLength || !this.#message!.reserve(this.#messageLength, mask)) {
+        this.#parser.unmaskFirstPiece(data);
+      }
+    }
     this.#message!.push(data);
     return true;
   }
@@ -689,8 +748,12 @@ export class Connection implements FrameSink {
       if (!this.#utf8!.end()) {
         return this.#reject(new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence'));
       }
-      // Large text that came in several reads stays in those pieces (TEXT_PIECES_MIN).
       const message = this.#message!;
+      if (!this.#decodeText) {
+        this.#events.push({ type: 'textBytes', data: message.take() });
+        return false; // pause: the message is handled before the next frame is parsed
+      }
+      // Large text that came in several reads stays in those pieces (TEXT_PIECES_MIN).
       const pieces = message.bytes >= TEXT_PIECES_MIN ? message.takePieces() : null;
       if (pieces !== null) this.#textEvent(decodeUtf8Pieces(pieces), pieces);
       else {
@@ -709,6 +772,7 @@ export class Connection implements FrameSink {
       }
     }
     if (this.#messageBinary) this.#events.push({ type: 'binary', data });
+    else if (!this.#decodeText) this.#events.push({ type: 'textBytes', data });
     else this.#textEvent(decodeUtf8(data), data);
     return false; // pause: the message is handled before the next frame is parsed
   }
@@ -785,6 +849,7 @@ export class Connection implements FrameSink {
   #releaseMessage(): void {
     this.forgetReceived();
     this.#messageOpen = false;
+    this.#messageMask = null;
     this.#message?.clear();
     this.#control?.clear();
   }

@@ -79,6 +79,8 @@ export class FrameParser {
   #rsv = 0;
   #opcode = 0;
   #masked = false;
+  /** The sink takes this frame's payload masked and unmasks it itself (leaveMasked). */
+  #leaveMasked = false;
   #remaining = 0;
   #maskPhase = 0;
 
@@ -91,6 +93,27 @@ export class FrameParser {
   /** Changes the RSV bits accepted from now on (when an extension is negotiated). */
   setAllowedRsv(rsv: number): void {
     this.#allowedRsv = rsv;
+  }
+
+  /**
+   * Called by the sink from onFrameHeader: this frame's payload reaches onFrameData still masked, and
+   * the sink unmasks it (RFC 6455 §5.3), a piece's mask phase being its offset in the payload modulo
+   * 4. Returns the frame's 4-byte masking key, valid until the next frame's header is read, or null
+   * for an unmasked frame (nothing to leave).
+   */
+  leaveMasked(): Uint8Array | null {
+    if (!this.#masked) return null;
+    this.#leaveMasked = true;
+    return this.#stash!.subarray(0, 4);
+  }
+
+  /**
+   * Undoes leaveMasked from the frame's first piece on: `piece`, that first piece as onFrameData got
+   * it, is unmasked in place, and the parser unmasks the rest of the frame as usual.
+   */
+  unmaskFirstPiece(piece: Buffer): void {
+    this.#leaveMasked = false;
+    this.#maskPhase = applyMask(piece, this.#stash!, 0);
   }
 
   /** Whether the parser has stopped: after a framing error, or when the sink asked it to. */
@@ -227,7 +250,7 @@ export class FrameParser {
           if (available === 0) return false;
           const n = available < this.#remaining ? available : this.#remaining;
           const piece = pos === 0 && n === end ? chunk : new FastBuffer(chunk.buffer, chunk.byteOffset + pos, n);
-          if (this.#masked) this.#maskPhase = applyMask(piece, this.#stash!, this.#maskPhase);
+          if (this.#masked && !this.#leaveMasked) this.#maskPhase = applyMask(piece, this.#stash!, this.#maskPhase);
           pos += n;
           this.#remaining -= n;
           if (!this.#sink.onFrameData(piece)) {
@@ -298,6 +321,7 @@ export class FrameParser {
     this.#rsv = rsv;
     this.#opcode = opcode;
     this.#masked = masked;
+    this.#leaveMasked = false;
     if (length7 === 126) {
       this.#state = LENGTH_16;
       return true;

@@ -56,7 +56,7 @@ export function assertNothingSent(conn: Connection): void {
 /** Events with Buffers shown as hex, for readable deep equality. */
 export type PlainEvent =
   | { type: 'text'; data: string }
-  | { type: 'binary' | 'ping' | 'pong'; data: string }
+  | { type: 'textBytes' | 'binary' | 'ping' | 'pong'; data: string }
   | { type: 'close'; code: number; reason: string }
   | { type: 'error'; code: ProtocolErrorCode; closeCode: number; message: string };
 
@@ -65,6 +65,7 @@ export function plainEvents(events: readonly ConnectionEvent[]): PlainEvent[] {
     switch (e.type) {
       case 'text':
         return { type: 'text', data: e.data };
+      case 'textBytes':
       case 'binary':
       case 'ping':
       case 'pong':

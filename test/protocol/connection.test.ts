@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { CloseCode, Opcode, RSV1, isControlOpcode } from '../../src/protocol/constants.js';
 import { Connection, type FrameObserver, type MessageExtension } from '../../src/protocol/connection.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
+import { encodeFrame } from '../../src/protocol/frame.js';
 import { FrameParser, type FrameSink } from '../../src/protocol/parser.js';
 import {
   assertConnectionFailing,
@@ -238,5 +239,119 @@ describe('Frame observer (tracing)', () => {
     assertEvents(conn, [{ type: 'ping', data: '' }]);
     assertFrameSent(conn, '8a 00');
     assertNothingSent(conn);
+  });
+});
+
+describe('decodeText: false, text messages as their checked bytes', () => {
+  test('a text message is reported as its bytes, not decoded, and sending them back frames the same bytes', () => {
+    const conn = server({ decodeText: false });
+    receive(conn, '81 85 00000000 63 61 66 c3 a9'); // "café"
+    const events = conn.takeEvents();
+    assert.deepEqual(plainEvents(events), [{ type: 'textBytes', data: '636166c3a9' }]);
+    const event = events[0]!;
+    assert.ok(event.type === 'textBytes' && Buffer.isBuffer(event.data));
+    assert.equal(conn.sendTextBytes(event.data), true);
+    assertFrameSent(conn, '81 05 636166c3a9');
+  });
+
+  test('a fragmented text message of 64 KiB and more, across reads, is one Buffer of all its bytes', () => {
+    const conn = server({ decodeText: false, maxPayload: 1 << 20 });
+    const part = Buffer.alloc(40_000, 'é'); // 2-byte characters, every frame ends on a character's end
+    const first = Buffer.concat([hex('01 fe 9c40 00000000'), part]);
+    const last = Buffer.concat([hex('80 fe 9c40 00000000'), part]);
+    receive(conn, first.subarray(0, 1000), first.subarray(1000), last.subarray(0, 30_000), last.subarray(30_000));
+    const events = conn.takeEvents();
+    assert.equal(events.length, 1);
+    const event = events[0]!;
+    assert.ok(event.type === 'textBytes');
+    assert.equal(event.data.length, 80_000);
+    assert.ok(event.data.equals(Buffer.concat([part, part])));
+  });
+
+  test('invalid UTF-8 still fails the connection with 1007 (§8.1), at the first bad piece', () => {
+    const conn = server({ decodeText: false });
+    receive(conn, '01 82 00000000 c3 28');
+    assertConnectionFailing(conn, { code: 'WS_ERR_INVALID_UTF8', message: 'invalid UTF-8 in a text message', closeCode: CloseCode.InvalidPayload });
+  });
+
+  test('a text message that ends inside a character fails with 1007', () => {
+    const conn = server({ decodeText: false });
+    receive(conn, '81 82 00000000 61 c3');
+    assertConnectionFailing(conn, {
+      code: 'WS_ERR_INVALID_UTF8',
+      message: 'text message ends inside a UTF-8 sequence',
+      closeCode: CloseCode.InvalidPayload,
+    });
+  });
+
+  test('an encoded text message is checked after decoding and reported as its bytes', () => {
+    const ext = new ReversingExtension();
+    const conn = server({ extension: ext, decodeText: false });
+    receive(conn, 'c1 83 00000000 ac82e2'); // reversed "€"
+    assertEvents(conn, [{ type: 'textBytes', data: 'e282ac' }]);
+    receive(conn, 'c1 82 00000000 82e2');
+    assertConnectionFailing(conn, { code: 'WS_ERR_INVALID_UTF8', message: 'invalid UTF-8 in a text message', closeCode: CloseCode.InvalidPayload });
+  });
+
+  test('binary messages are unchanged', () => {
+    const conn = server({ decodeText: false });
+    receive(conn, '82 82 00000000 c3 28');
+    assertEvents(conn, [{ type: 'binary', data: 'c328' }]);
+  });
+});
+
+describe('a large binary frame over several reads: unmasked into one buffer of its size', () => {
+  const payload = Buffer.alloc(50_000);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + 7) & 0xff;
+  const mask = Uint8Array.of(0x37, 0xfa, 0x21, 0x3d);
+  const wire = (): Buffer => Buffer.concat(encodeFrame(Opcode.Binary, payload, { mask }));
+
+  test('in one read, the message is a view of that read, unmasked in place (no copy)', () => {
+    const conn = server();
+    const read = wire();
+    conn.receiveData(read);
+    const [event] = conn.takeEvents();
+    assert.ok(event?.type === 'binary');
+    assert.ok(event.data.equals(payload));
+    assert.equal(event.data.buffer, read.buffer);
+  });
+
+  test('over several reads, each is unmasked into the message as it comes and left as it was', () => {
+    const conn = server();
+    const frame = wire();
+    const reads = [frame.subarray(0, 1001), frame.subarray(1001, 20_003), frame.subarray(20_003)].map((r) => Buffer.from(r));
+    const copies = reads.map((r) => Buffer.from(r));
+    for (const read of reads) conn.receiveData(read);
+    const [event] = conn.takeEvents();
+    assert.ok(event?.type === 'binary');
+    assert.ok(event.data.equals(payload));
+    assert.equal(event.data.length, payload.length);
+    for (const read of reads) assert.notEqual(event.data.buffer, read.buffer);
+    assert.deepEqual(reads.map((r) => r.toString('hex')), copies.map((c) => c.toString('hex')), 'the reads still hold the masked bytes');
+  });
+
+  test('when no buffer of its size can be had, the reads are unmasked in place and joined as before', () => {
+    const conn = server();
+    const frame = wire();
+    const reads = [frame.subarray(0, 1001), frame.subarray(1001, 20_003), frame.subarray(20_003)].map((r) => Buffer.from(r));
+    const allocUnsafe = Buffer.allocUnsafe;
+    let refused = 0;
+    Buffer.allocUnsafe = (size: number): Buffer<ArrayBuffer> => {
+      if (size === payload.length && refused === 0) {
+        refused++;
+        throw new RangeError('Array buffer allocation failed');
+      }
+      return allocUnsafe(size);
+    };
+    try {
+      for (const read of reads) conn.receiveData(read);
+    } finally {
+      Buffer.allocUnsafe = allocUnsafe;
+    }
+    assert.equal(refused, 1);
+    const [event] = conn.takeEvents();
+    assert.ok(event?.type === 'binary');
+    assert.ok(event.data.equals(payload));
+    assert.ok(reads[2]!.equals(payload.subarray(20_003 - (frame.length - payload.length))), 'the last read was unmasked in place');
   });
 });

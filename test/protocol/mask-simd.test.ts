@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { applyMask, applyMaskSimd, maskImplementation, maskJs } from '../../src/protocol/mask.js';
+import { applyMask, applyMaskSimd, maskImplementation, maskInto, maskJs } from '../../src/protocol/mask.js';
 
 const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
 const maskModule = fileURLToPath(new URL('../../src/protocol/mask.ts', import.meta.url));
@@ -139,5 +139,31 @@ describe('fallback without WebAssembly SIMD', () => {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     assert.equal(out, 'WebAssembly SIMD is not available here');
+  });
+});
+
+describe('maskInto: unmasking one buffer into another', () => {
+  test('gives the definition\'s bytes at every length, offset and phase, and leaves the source as it was', () => {
+    // Below 96 bytes the JS loop, from there WebAssembly SIMD, in chunks of 16 KiB.
+    for (const length of [0, 1, 3, 95, 96, 97, 1000, 16 * 1024, 16 * 1024 + 5, 40_001]) {
+      for (const offset of [0, 1, 7]) {
+        for (const phase of [0, 1, 2, 3]) {
+          const source = pattern(length);
+          const target = Buffer.alloc(offset + length + 3, 0xee);
+          const next = maskInto(target, offset, source, MASK, phase);
+          const where = `length ${length}, offset ${offset}, phase ${phase}`;
+          assert.equal(next, (phase + length) & 3, where);
+          assert.ok(source.equals(pattern(length)), `source untouched: ${where}`);
+          assert.ok(target.subarray(offset, offset + length).equals(reference(pattern(length), MASK, phase)), where);
+          assert.ok(target.subarray(0, offset).every((b) => b === 0xee) && target.subarray(offset + length).every((b) => b === 0xee), `guards: ${where}`);
+        }
+      }
+    }
+  });
+
+  test('a source that does not fit is a RangeError, and nothing is written', () => {
+    const target = Buffer.alloc(10, 0xee);
+    assert.throws(() => maskInto(target, 4, pattern(7), MASK), { name: 'RangeError', message: 'maskInto: 7 bytes do not fit at 4 of 10' });
+    assert.ok(target.every((b) => b === 0xee));
   });
 });
