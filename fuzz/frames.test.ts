@@ -168,36 +168,42 @@ describe('property: framing', () => {
     );
   });
 
-  test('binary messages of random bytes, up to 70,000 in one frame or several, split anywhere, arrive exactly as sent', () => {
-    // A large binary message in one frame is unmasked straight into a buffer of its size as its
-    // pieces come (Connection.onFrameData, reserve); every other one piece by piece in place.
+  test('binary and text messages up to about 70,000 bytes, in one frame or several, split anywhere, arrive exactly as sent', () => {
+    // A large message in one frame is unmasked straight into a buffer of its size as its pieces come
+    // (Connection.onFrameData, reserve); every other one piece by piece in place.
+    const binaryArb = fc.oneof(
+      { arbitrary: fc.uint8Array({ maxLength: 300 }), weight: 1 },
+      { arbitrary: fc.integer({ min: 4000, max: 70_000 }).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })), weight: 3 },
+    );
+    // Text: a few characters of any width repeated, so that code points straddle frames and reads.
+    const textArb = fc
+      .tuple(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 12_000 }))
+      .map(([unit, times]) => unit.repeat(times));
     const messageArb = fc.record({
-      data: fc.oneof(
-        { arbitrary: fc.uint8Array({ maxLength: 300 }), weight: 1 },
-        { arbitrary: fc.integer({ min: 4000, max: 70_000 }).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })), weight: 3 },
-      ),
+      message: fc.oneof(binaryArb.map((data) => ({ opcode: Opcode.Binary, data: Buffer.from(data) })), textArb.map((text) => ({ opcode: Opcode.Text, data: Buffer.from(text) }))),
       fragments: fc.integer({ min: 1, max: 3 }),
     });
     fc.assert(
-      fc.property(fc.array(messageArb, { minLength: 1, maxLength: 3 }), maskArb, cutsArb, (messages, mask, cuts) => {
+      fc.property(fc.array(messageArb, { minLength: 1, maxLength: 3 }), maskArb, cutsArb, fc.boolean(), (messages, mask, cuts, decodeText) => {
         const wire = Buffer.concat(
-          messages.flatMap(({ data, fragments }) => {
+          messages.flatMap(({ message: { opcode, data }, fragments }) => {
+            // Fragments cut anywhere, even inside a code point (only the message must be UTF-8, §5.6).
             const size = Math.ceil(data.length / fragments) || 1;
             const frames: Buffer[] = [];
             for (let i = 0, start = 0; i < fragments; i++, start += size) {
               const last = i === fragments - 1;
-              frames.push(...encodeFrame(i === 0 ? Opcode.Binary : Opcode.Continuation, data.subarray(start, last ? data.length : start + size), { fin: last, mask }));
+              frames.push(...encodeFrame(i === 0 ? opcode : Opcode.Continuation, data.subarray(start, last ? data.length : start + size), { fin: last, mask }));
             }
             return frames;
           }),
         );
-        const conn = new Connection({ maxPayload: 1 << 20 });
+        const conn = new Connection({ maxPayload: 1 << 20, decodeText });
         for (const piece of splitAt(wire, cuts)) conn.receiveData(Buffer.from(piece)); // each read a buffer of its own, as from a socket
-        const events = conn.takeEvents();
-        assert.deepEqual(
-          events.map((e) => (e.type === 'binary' ? toHex(e.data) : e.type)),
-          messages.map(({ data }) => toHex(data)),
+        const received = conn.takeEvents().map((e) => (e.type === 'text' ? `text ${toHex(Buffer.from(e.data))}` : 'data' in e ? `${e.type} ${toHex(e.data)}` : e.type));
+        const expected = messages.map(({ message: { opcode, data } }) =>
+          opcode === Opcode.Binary ? `binary ${toHex(data)}` : `${decodeText ? 'text' : 'textBytes'} ${toHex(data)}`,
         );
+        assert.deepEqual(received, expected);
       }),
       params(0.3),
     );

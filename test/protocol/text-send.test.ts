@@ -138,6 +138,36 @@ describe('sending back the text just received', () => {
     );
   });
 
+  test('text under 64 KiB in one frame over several reads is unmasked into one buffer, and sent back as that buffer', () => {
+    const conn = server();
+    const text = 'ab✓😀'.repeat(5_000); // 50,000 bytes
+    const frame = clientFrame(Opcode.Text, text);
+    const reads = [frame.subarray(0, 20), frame.subarray(20, 30_001), frame.subarray(30_001)].map((read) => Buffer.from(read));
+    for (const read of reads) conn.receiveData(read);
+    const event = conn.nextEvent();
+    assert.ok(event?.type === 'text');
+    assert.equal(event.data, text);
+    conn.sendText(event.data);
+    const output = conn.takeOutput();
+    assert.equal(toHex(output), textFrame(text));
+    assert.equal(output.length, 2, 'the header and the payload as one buffer');
+    assert.ok(reads.every((read) => read.buffer !== output[1]!.buffer));
+  });
+
+  test('with decodeText: false, large text in one frame over several reads is one buffer of its own', () => {
+    const conn = server({ decodeText: false });
+    const text = 'ab✓😀'.repeat(20_000);
+    const frame = clientFrame(Opcode.Text, text);
+    const reads = [frame.subarray(0, 20), frame.subarray(20, 65_539), frame.subarray(65_539)].map((read) => Buffer.from(read));
+    for (const read of reads) conn.receiveData(read);
+    const event = conn.nextEvent();
+    assert.ok(event?.type === 'textBytes');
+    assert.equal(event.data.toString('hex'), Buffer.from(text).toString('hex'));
+    assert.ok(reads.every((read) => read.buffer !== event.data.buffer));
+    assert.equal(conn.sendTextBytes(event.data), true);
+    assert.equal(toHex(conn.takeOutput()), textFrame(text));
+  });
+
   test('the frame observer sees the first bytes of a message sent back from pieces', () => {
     const seen: string[] = [];
     const conn = server({ onFrame: (direction, _fin, _rsv, _opcode, _masked, length, head) => void seen.push(`${direction} ${length} ${head.toString('latin1')}`) });
