@@ -122,6 +122,18 @@ function targets(results: BenchResults): Target[] {
       met: over.length === 0,
     });
   }
+  const bytesRows = results.figures.filter((f) => f.id.startsWith('echo.cpu.text') && Number.isFinite(median(f, 'bytes') / median(f, 'ws')));
+  if (bytesRows.length !== 0) {
+    const toWs = (f: Figure): number => median(f, 'bytes') / median(f, 'ws');
+    const over = bytesRows.filter((f) => toWs(f) > 1);
+    const worst = bytesRows.reduce((a, b) => (toWs(b) > toWs(a) ? b : a));
+    out.push({
+      what: 'every text echo row with decodeText: false (bytes), server CPU per message',
+      goal: '≤ ws + bufferutil',
+      measured: over.length === 0 ? `all ${bytesRows.length} rows; highest ${worst.label} ×${toWs(worst).toFixed(2)}` : `${bytesRows.length - over.length} of ${bytesRows.length} rows; over: ${over.map((f) => `${f.label} ×${toWs(f).toFixed(2)}`).join(', ')}`,
+      met: over.length === 0,
+    });
+  }
   for (const id of ['echo.cpu.binary.32', 'echo.cpu.binary.1024']) {
     const f = get(id);
     if (f && Number.isFinite(ratioToWs(f))) {
@@ -203,7 +215,10 @@ function readingNotes(results: BenchResults): string[] {
     notes.push(
       'Text: onMessage gets a string, so ours decodes every text message (sending that same string back reuses its checked bytes, with no encoding). Node 20 decodes ASCII at about 11 GB/s but UTF-8 with any ' +
         'non-ASCII character at about 0.4 GB/s (Buffer#toString and TextDecoder alike); ours decodes it with its own WebAssembly SIMD decoder at about 1.6 GB/s (about 4 times V8 on this bench\'s non-ASCII payload, measured outside the bench). ' +
-        `That decoding is the difference: ours' 16 KiB non-ASCII echo costs ${f(median(text, 'ours'))} µs against ${f(median(text, 'ws'))} µs for ws, which echoes the bytes without decoding them (a ws application that wants the string pays for V8's decoding too).`,
+        `That decoding is the difference: ours' 16 KiB non-ASCII echo costs ${f(median(text, 'ours'))} µs against ${f(median(text, 'ws'))} µs for ws, which echoes the bytes without decoding them (a ws application that wants the string pays for V8's decoding too).` +
+        (Number.isFinite(median(text, 'bytes'))
+          ? ` With the option \`decodeText: false\` ours hands out the checked bytes as ws does, and the same echo costs ${f(median(text, 'bytes'))} µs.`
+          : ''),
     );
   }
   const up = get('upgrades.cpu');
@@ -348,6 +363,8 @@ function systemNote(system: string): string {
       return ': WebSocketRouter with a WebSocketHandler class whose onMessage calls this.send(message, type).';
     case 'ours':
       return ': acceptWebSocket on node:http\'s upgrade event, onMessage calls ws.send(message, type).';
+    case 'bytes':
+      return ': the same with the option `decodeText: false`: a text message reaches onMessage as its UTF-8 bytes, checked but not decoded (as ws hands it out), and goes back as \'text\'. Text rows only.';
     case 'ws':
       return ': WebSocketServer({ noServer: true }), handleUpgrade, `ws.send(data, { binary: isBinary })`, with the bufferutil addon.';
     case 'ws-js':
@@ -364,6 +381,7 @@ function systemNote(system: string): string {
 const COLORS: Record<string, string> = {
   framework: '#1b9e77',
   ours: '#66a61e',
+  bytes: '#a6d854',
   ws: '#d95f02',
   'ws-js': '#e6ab02',
   raw: '#7570b3',

@@ -240,7 +240,8 @@ async function loadRounds(): Promise<void> {
           await load.request({ type: 'echo', ...common, warmupMs: 0, measureMs: ms, connections: CONNECTIONS, inFlight: 8, size, kind: 'binary' });
         }
         if (wantEcho) {
-          for (const { size, kind } of plan.echo) {
+          // `bytes` differs from `ours` in text only: it runs the text rows.
+          for (const { size, kind } of system === 'bytes' ? plan.echo.filter((e) => e.kind !== 'binary') : plan.echo) {
             const r = await load.request({ type: 'echo', ...common, connections: CONNECTIONS, inFlight: inFlightFor(size), size, kind });
             const key = `${kind}.${size}`;
             const group = kind === 'binary' ? 'echo-binary' : 'echo-text';
@@ -252,7 +253,7 @@ async function loadRounds(): Promise<void> {
             record(`echo.servercpu.${key}`, { section: `${group}-servercpu`, metric: 'server CPU use', label, unit: '%', better: 'lower', baseline: 'ws', size }, system, ((r.serverCpu as number) / (r.seconds as number)) * 100);
           }
         }
-        if (wantScaling) {
+        if (wantScaling && system !== 'bytes') {
           for (const connections of plan.scaling) {
             const inFlight = Math.max(1, Math.round(SCALING_IN_FLIGHT / connections));
             await load.request({ type: 'connect', count: connections });
@@ -263,7 +264,7 @@ async function loadRounds(): Promise<void> {
           }
           await load.request({ type: 'close' });
         }
-        if (wantUpgrades) {
+        if (wantUpgrades && system !== 'bytes') {
           await load.request({ type: 'close' });
           const r = await load.request({ type: 'upgrades', ...common, inFlight: UPGRADES_IN_FLIGHT });
           if ((r.failed as number) !== 0) notes.add(`upgrades, ${system}, round ${round + 1}: ${String(r.failed)} handshakes failed or timed out`);
@@ -372,7 +373,7 @@ async function deflateRounds(): Promise<void> {
 
 async function memoryRounds(): Promise<void> {
   if (!sections.includes('memory')) return;
-  const memSystems = systems.filter((s) => s !== 'ws-js'); // ws-js holds what ws holds
+  const memSystems = systems.filter((s) => s !== 'ws-js' && s !== 'bytes'); // ws-js holds what ws holds, bytes what ours holds
   const n = plan.memoryConnections;
   for (let round = 0; round < rounds; round++) {
     for (const system of rotate(memSystems, round)) {
