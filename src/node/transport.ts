@@ -19,6 +19,25 @@ import type { MessageType, SendData, WebSocketHooks } from './types.js';
  */
 const JOIN_PIECE_MAX = 4 * 1024;
 
+/**
+ * `output[start..end)`, `bytes` in all, as one Buffer: the one buffer itself; a view, when they lie
+ * side by side in one ArrayBuffer (frames the core cut from its slab one after another); else a copy.
+ */
+function joinRun(output: readonly Buffer[], start: number, end: number, bytes: number): Buffer {
+  const first = output[start]!;
+  if (end - start === 1) return first;
+  const backing = first.buffer;
+  let next = first.byteOffset + first.length;
+  for (let i = start + 1; i < end; i++) {
+    const piece = output[i]!;
+    if (piece.buffer !== backing || piece.byteOffset !== next) {
+      return Buffer.concat(start === 0 && end === output.length ? output : output.slice(start, end), bytes);
+    }
+    next += piece.length;
+  }
+  return Buffer.from(backing, first.byteOffset, bytes);
+}
+
 /** The first `count` of `frames` as one Buffer, or null when one is large (they go corked, as they are). */
 function joinFrames(frames: readonly Buffer[], count: number, bytes: number): Buffer | null {
   for (let i = 0; i < count; i++) if (frames[i]!.length >= JOIN_PIECE_MAX) return null;
@@ -581,7 +600,7 @@ export class WebSocketConnection {
           if (length >= JOIN_PIECE_MAX) large = true;
         }
         if (!large) {
-          socket.write(Buffer.concat(output, total), callback);
+          socket.write(joinRun(output, 0, count, total), callback);
         } else {
           // Runs of small buffers joined, large ones as they are: under cork, one writev for all.
           socket.cork();
@@ -593,12 +612,12 @@ export class WebSocketConnection {
               bytes += length;
               continue;
             }
-            if (i > start) socket.write(i - start === 1 ? output[start]! : Buffer.concat(output.slice(start, i), bytes));
+            if (i > start) socket.write(joinRun(output, start, i, bytes));
             socket.write(output[i]!, i === count - 1 ? callback : undefined);
             start = i + 1;
             bytes = 0;
           }
-          if (start < count) socket.write(count - start === 1 ? output[start]! : Buffer.concat(output.slice(start), bytes), callback);
+          if (start < count) socket.write(joinRun(output, start, count, bytes), callback);
           socket.uncork();
         }
       }

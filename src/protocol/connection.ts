@@ -93,6 +93,29 @@ export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionSt
  * accents), the copy out 0.5 µs.
  */
 const SCRATCH_TEXT_MAX = 256 * 1024;
+/**
+ * Frames with a small payload are cut from a slab shared by every connection, each right behind the
+ * one before: the frames a connection queues in one turn lie side by side in one ArrayBuffer, and
+ * the I/O layer writes them as one view instead of a joined copy (Node's own pool aligns each slice
+ * to 8 bytes, which leaves gaps). Nothing in a slab is written twice: a full slab is replaced, and
+ * lives on while a frame cut from it waits in a socket. 16 KiB: what one such frame can pin.
+ */
+const SLAB_SIZE = 16 * 1024;
+let slab = Buffer.allocUnsafeSlow(0);
+let slabUsed = 0;
+
+/** `size` bytes for a frame: from the slab when it is small, else a buffer of its own. */
+function frameBuffer(size: number): Buffer {
+  if (size > SLAB_SIZE >>> 2) return Buffer.allocUnsafe(size);
+  if (slabUsed + size > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const start = slabUsed;
+  slabUsed = start + size;
+  return slab.subarray(start, slabUsed);
+}
+
 /** Room for the longest server frame header (10 bytes) before the text in the scratch buffer. */
 const SCRATCH_HEADER = 10;
 let textScratch = Buffer.allocUnsafeSlow(0);
@@ -506,7 +529,7 @@ export class Connection implements FrameSink {
     if (textScratch.length < room) textScratch = Buffer.allocUnsafeSlow(Math.max(room, 4096));
     const length = textScratch.write(text, SCRATCH_HEADER, 'utf8');
     const headerLength = frameHeaderLength(length, false);
-    const frame = Buffer.allocUnsafe(headerLength + length);
+    const frame = frameBuffer(headerLength + length);
     writeFrameHeader(frame, 0, Opcode.Text, length, true, 0);
     textScratch.copy(frame, headerLength, SCRATCH_HEADER, SCRATCH_HEADER + length);
     if (this.#onFrame !== null) {
@@ -613,13 +636,13 @@ export class Connection implements FrameSink {
       this.#onFrame('out', true, rsv, opcode, mask !== undefined, length, head);
     }
     if (length < VIEW_PAYLOAD_MIN || mask !== undefined) {
-      const frame = Buffer.allocUnsafe(headerLength + length);
+      const frame = frameBuffer(headerLength + length);
       writeFrameHeader(frame, 0, opcode, length, true, rsv, mask);
       frame.set(payload, headerLength);
       if (mask !== undefined) applyMask(frame.subarray(headerLength), mask, 0);
       this.#queue(frame);
     } else {
-      const header = Buffer.allocUnsafe(headerLength);
+      const header = frameBuffer(headerLength);
       writeFrameHeader(header, 0, opcode, length, true, rsv);
       this.#queue(header);
       this.#queue(Buffer.from(payload.buffer, payload.byteOffset, length));
@@ -636,7 +659,7 @@ export class Connection implements FrameSink {
       const head = first.length >= OBSERVED_HEAD_BYTES ? first.subarray(0, OBSERVED_HEAD_BYTES) : Buffer.concat(pieces, Math.min(length, OBSERVED_HEAD_BYTES));
       this.#onFrame('out', true, 0, opcode, false, length, head);
     }
-    const header = Buffer.allocUnsafe(frameHeaderLength(length, false));
+    const header = frameBuffer(frameHeaderLength(length, false));
     writeFrameHeader(header, 0, opcode, length, true, 0);
     this.#queue(header);
     for (const piece of pieces) this.#queue(piece);

@@ -18,6 +18,7 @@ import {
   hex,
   receive,
   server,
+  toHex,
 } from '../helpers/protocol.js';
 
 /** A masked frame with the zero key: `b0` is the first byte, the payload is given as hex. */
@@ -382,6 +383,28 @@ describe('5.6 sending data frames', () => {
     assert.equal(Buffer.concat(parts).length, 4 + 20_000);
     conn.sendText('y'.repeat(300));
     assert.equal(Buffer.concat(conn.takeOutput()).subarray(0, 5).toString('hex'), '817e012c79');
+  });
+
+  test('small frames queued one after another lie side by side in one buffer, so they can be written as one view', () => {
+    const conn = server();
+    for (let i = 0; i < 500; i++) {
+      conn.sendBinary(Buffer.alloc(i % 40, i));
+      conn.sendText('é'.repeat(i % 7));
+    }
+    const out = conn.takeOutput();
+    let adjacent = 0;
+    for (let i = 1; i < out.length; i++) {
+      const [a, b] = [out[i - 1]!, out[i]!];
+      if (a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset) adjacent++;
+      else assert.ok(a.buffer !== b.buffer, `frame ${i} starts a new slab, not a gap in the same one`);
+    }
+    // Every frame but those that open a new 16 KiB slab (about 36 KiB of frames here).
+    assert.ok(adjacent >= out.length - 1 - 3, `${adjacent} of ${out.length - 1} pairs side by side`);
+    let expected = '';
+    for (let i = 0; i < 500; i++) {
+      expected += toHex(encodeFrame(Opcode.Binary, Buffer.alloc(i % 40, i))) + toHex(encodeFrame(Opcode.Text, Buffer.from('é'.repeat(i % 7))));
+    }
+    assert.equal(toHex(out), expected, 'and each frame is as it was written, none overwritten');
   });
 
   test('outputBytes counts what is queued until it is taken', () => {
