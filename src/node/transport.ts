@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/constants.js';
 import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { FastBuffer } from '../protocol/parser.js';
 import { Heartbeat, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
 import type { PreparedMessage } from './prepared.js';
@@ -35,7 +36,7 @@ function joinRun(output: readonly Buffer[], start: number, end: number, bytes: n
     }
     next += piece.length;
   }
-  return Buffer.from(backing, first.byteOffset, bytes);
+  return new FastBuffer(backing, first.byteOffset, bytes);
 }
 
 /** The first `count` of `frames` as one Buffer, or null when one is large (they go corked, as they are). */

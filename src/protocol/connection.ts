@@ -14,7 +14,7 @@ import {
 import { ProtocolError, protocolViolation } from './errors.js';
 import { encodeClosePayload, frameHeaderLength, parseClosePayload, truncateUtf8, writeFrameHeader } from './frame.js';
 import { applyMask, maskInto } from './mask.js';
-import { FrameParser, type FrameSink } from './parser.js';
+import { FastBuffer, FrameParser, type FrameSink } from './parser.js';
 import { Utf8Validator, decodeUtf8, decodeUtf8Pieces, isValidUtf8 } from './utf8.js';
 import { randomFillSync } from 'node:crypto';
 
@@ -113,7 +113,7 @@ function frameBuffer(size: number): Buffer {
   }
   const start = slabUsed;
   slabUsed = start + size;
-  return slab.subarray(start, slabUsed);
+  return new FastBuffer(slab.buffer, slab.byteOffset + start, size);
 }
 
 /** Room for the longest server frame header (10 bytes) before the text in the scratch buffer. */
@@ -185,7 +185,7 @@ class PieceBuffer {
 
   /**
    * Makes room for a whole frame of `length` bytes whose payload arrives masked with `mask`: each
-   * piece pushed from now on is unmasked straight into it (the first `bytes` must not be in yet).
+   * piece pushed from now on is unmasked straight into it (nothing may have been pushed before).
    * The buffer is address space until bytes arrive: its pages become resident as they are written.
    * Returns false, and leaves the buffer as it was, if that much memory cannot be had.
    */
@@ -205,10 +205,11 @@ class PieceBuffer {
     if (piece.length === 0) return piece;
     this.bytes += piece.length;
     if (this.#mask !== null) {
+      const grow = this.#grow!;
       const start = this.#growUsed;
-      maskInto(this.#grow!, start, piece, this.#mask, start & 3);
+      maskInto(grow, start, piece, this.#mask, start & 3);
       this.#growUsed = start + piece.length;
-      return this.#grow!.subarray(start, this.#growUsed);
+      return new FastBuffer(grow.buffer, grow.byteOffset + start, piece.length);
     }
     if (this.#grow !== null) {
       this.#append(piece);
@@ -324,8 +325,8 @@ export class Connection implements FrameSink {
   #messageBinary = false;
   #messageEncoded = false;
   /**
-   * The masking key of a large binary message in one frame, left masked by the parser (see
-   * onFrameHeader) until its first piece decides where it is unmasked; else null.
+   * The masking key of a large message in one frame, left masked by the parser (see onFrameHeader)
+   * until its first piece decides where it is unmasked; else null.
    */
   #messageMask: Uint8Array | null = null;
   /** That frame's length. */

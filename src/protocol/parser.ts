@@ -53,7 +53,7 @@ const STOPPED = 5; // after an error or when the sink said stop: input is discar
 
 const TWO_POW_32 = 0x100000000;
 /** Node's Buffer class itself: a view built with it directly skips subarray()'s species lookup (ws does the same). */
-const FastBuffer = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species] as new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer;
+export const FastBuffer = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species] as new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer;
 
 /** The incremental frame parser of RFC 6455 §5.2: push bytes in, its FrameSink receives headers, payload and errors. */
 export class FrameParser {
