@@ -262,17 +262,21 @@ export class WebSocketConnection {
     }
     // Slow consumer: a buffer already past the bound takes nothing more. A single large message
     // into an emptier buffer still goes out, so the bound is maxBufferedAmount plus one message.
-    if (this.bufferedAmount > this.#options.maxBufferedAmount) return this.#slowConsumer();
+    const conn = this.#conn;
+    const buffered = this.bufferedAmount;
+    if (buffered > this.#options.maxBufferedAmount) return this.#slowConsumer();
     this.#idle?.touch();
     const compress = options?.compress !== false;
+    const queued = conn.outputBytes;
     if (type === 'text') {
-      if (typeof data === 'string') this.#conn.sendText(data, compress);
-      else this.#conn.sendTextBytes(toBytes(data), compress);
+      if (typeof data === 'string') conn.sendText(data, compress);
+      else conn.sendTextBytes(toBytes(data), compress);
     } else {
-      this.#conn.sendBinary(typeof data === 'string' ? Buffer.from(data, 'utf8') : toBytes(data), compress);
+      conn.sendBinary(typeof data === 'string' ? Buffer.from(data, 'utf8') : toBytes(data), compress);
     }
     this.#afterSend();
-    return this.bufferedAmount <= this.#options.highWaterMark;
+    // Nothing was written since `buffered` was read (writes wait for the end of the dispatch): only the core's queue grew.
+    return buffered + (conn.outputBytes - queued) <= this.#options.highWaterMark;
   }
 
   /**
