@@ -145,6 +145,10 @@ export class WebSocketHandler<Data = undefined> {
    * as PEF did. Otherwise the message is queued and the result says whether buffered output is
    * still at or below the high-water mark: on `false`, wait for {@link WebSocketHandler.onDrain}.
    * `{ compress: false }` sends this one message uncompressed when permessage-deflate is on.
+   *
+   * A Buffer of 4 KiB or more goes to the socket as it is, not copied (as socket.write takes it):
+   * change it only once it is written (onDrain), or send a copy. Text is checked at the call; bytes
+   * changed after it are not checked again.
    */
   send(data: SendData, type: MessageType = 'text', options?: SendOptions): boolean {
     const connection = (this as BoundHandler)[CONNECTION];

@@ -4,7 +4,7 @@
 
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/constants.js';
-import { Connection, ConnectionState, type ConnectionEvent } from '../protocol/connection.js';
+import { Connection, ConnectionState, type ConnectionEvent, unpinned } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { FastBuffer } from '../protocol/parser.js';
 import { Heartbeat, IdleTimer } from './heartbeat.js';
@@ -23,10 +23,16 @@ const JOIN_PIECE_MAX = 4 * 1024;
 /**
  * `output[start..end)`, `bytes` in all, as one Buffer: the one buffer itself; a view, when they lie
  * side by side in one ArrayBuffer (frames the core cut from its slab one after another); else a copy.
+ * With `own`, a buffer of its own size (see #flush: what waits in a stalled socket pins nothing more).
  */
-function joinRun(output: readonly Buffer[], start: number, end: number, bytes: number): Buffer {
+function joinRun(output: readonly Buffer[], start: number, end: number, bytes: number, own: boolean): Buffer {
   const first = output[start]!;
-  if (end - start === 1) return first;
+  if (end - start === 1) return own ? unpinned(first) : first;
+  if (own) {
+    const joined = Buffer.allocUnsafeSlow(bytes);
+    for (let i = start, at = 0; i < end; i++) at += output[i]!.copy(joined, at);
+    return joined;
+  }
   const backing = first.buffer;
   let next = first.byteOffset + first.length;
   for (let i = start + 1; i < end; i++) {
@@ -252,6 +258,8 @@ export class WebSocketConnection {
    * returns false when more than the high-water mark is buffered: wait for onDrain. When more than
    * maxBufferedAmount is already waiting, the slowConsumer policy applies (docs/security.md).
    * `{ compress: false }` sends this message uncompressed even with permessage-deflate on.
+   * A Buffer of 4 KiB or more is written as it is, not copied (as socket.write takes it): change it
+   * only once it is written (onDrain), or send a copy; text is checked at the call, not again.
    */
   send(data: SendData, type: MessageType = 'text', options?: SendOptions): boolean {
     if (type !== 'text' && type !== 'binary') throw new TypeError(`unknown message type ${String(type)}: 'text' or 'binary'`);
@@ -594,8 +602,14 @@ export class WebSocketConnection {
     if ((single !== null || count !== 0) && !this.#closed && socket.writable) {
       // Made on the first write of a connection whose hooks have onDrain (an idle one holds none).
       const callback = this.#hooks.onDrain ? (this.#afterWriteCallback ??= (error) => this.#afterWrite(error)) : undefined;
+      // A socket with bytes still waiting (a peer that reads slowly, or not at all) keeps what is
+      // written now until it drains: small frames are views of a 16 KiB slab (and payloads may be
+      // views of a 64 KiB read), so each goes out as a buffer of its own size. Otherwise a peer
+      // that stops reading and sends Pings made each 127-byte Pong hold 16 KiB, beyond what
+      // maxBufferedAmount counts (found by a review helper: 2.6 MB buffered held 309 MiB).
+      const own = socket.writableLength !== 0;
       if (single !== null) {
-        socket.write(single, callback);
+        socket.write(own ? unpinned(single) : single, callback);
       } else {
         let total = 0;
         let large = false;
@@ -605,7 +619,7 @@ export class WebSocketConnection {
           if (length >= JOIN_PIECE_MAX) large = true;
         }
         if (!large) {
-          socket.write(joinRun(output, 0, count, total), callback);
+          socket.write(joinRun(output, 0, count, total, own), callback);
         } else {
           // Runs of small buffers joined, large ones as they are: under cork, one writev for all.
           socket.cork();
@@ -617,12 +631,12 @@ export class WebSocketConnection {
               bytes += length;
               continue;
             }
-            if (i > start) socket.write(joinRun(output, start, i, bytes));
-            socket.write(output[i]!, i === count - 1 ? callback : undefined);
+            if (i > start) socket.write(joinRun(output, start, i, bytes, own));
+            socket.write(own ? unpinned(output[i]!) : output[i]!, i === count - 1 ? callback : undefined);
             start = i + 1;
             bytes = 0;
           }
-          if (start < count) socket.write(joinRun(output, start, count, bytes), callback);
+          if (start < count) socket.write(joinRun(output, start, count, bytes, own), callback);
           socket.uncork();
         }
       }

@@ -142,8 +142,11 @@ const MAX_VIEW_PIECES = 64;
 const VIEW_PIN_FACTOR = 4;
 const VIEW_PIN_SLACK = 1024;
 
-/** The piece itself, or a copy with a backing of its own size when it pins a much larger read. */
-function unpinned(piece: Buffer): Buffer {
+/**
+ * The piece itself, or a copy with a backing of its own size when it would pin a much larger buffer
+ * (a read it came from, a slab it was cut from): see VIEW_PIN_FACTOR. @internal
+ */
+export function unpinned(piece: Buffer): Buffer {
   const backing = piece.buffer.byteLength;
   if (backing <= VIEW_PIN_FACTOR * piece.length || backing - piece.length <= VIEW_PIN_SLACK) return piece;
   const copy = Buffer.allocUnsafeSlow(piece.length);

@@ -327,3 +327,38 @@ describe('options objects', () => {
     await harness.close();
   });
 });
+
+describe('a peer that stops reading', () => {
+  // Regression: small frames are views of a 16 KiB slab, so each Pong or small message waiting in a
+  // stalled socket held 16 KiB (2.6 MB buffered held 309 MiB, found by a review helper). What is
+  // written while bytes still wait is now a buffer of its own size.
+  test('frames queued behind a stalled write hold no more than their own bytes', async () => {
+    const { harness, client, session } = await open({ options: { maxBufferedAmount: 64 << 20, heartbeatInterval: 0 } });
+    try {
+      client.socket.pause();
+      // 32 MiB: more than the kernel's buffers on both ends take, so the write stays pending.
+      session.ws.send(Buffer.alloc(32 << 20), 'binary');
+      await tick();
+      const socket = session.socket as unknown as { writableLength: number; _writableState: { buffered: { chunk: Buffer }[] } };
+      assert.ok(socket.writableLength > 0, 'the first write waits');
+      for (let i = 0; i < 40; i++) {
+        session.ws.send(Buffer.alloc(100, i), 'binary'); // one small frame per flush
+        session.ws.send(Buffer.alloc(i * 97, i), 'binary'); // and a run of two, of all sizes up to 3.7 KiB
+        await Promise.resolve();
+        await Promise.resolve();
+      }
+      client.sendFrame(Opcode.Ping, 'p'.repeat(125)); // the core's own Pong goes the same way
+      const pongQueued = (): boolean => socket._writableState.buffered.at(-1)?.chunk[0] === 0x8a;
+      for (let turns = 0; !pongQueued() && turns < 1000; turns++) await tick();
+      const queued = socket._writableState.buffered.map((entry) => entry.chunk);
+      assert.equal(queued.length, 41, 'one write per flush, the Pong last');
+      for (const chunk of queued) {
+        const held = chunk.buffer.byteLength;
+        assert.ok(held <= 4 * chunk.length || held - chunk.length <= 1024, `a ${chunk.length}-byte write holds ${held} bytes`);
+      }
+      assert.equal(queued.at(-1)!.subarray(0, 2).toString('hex'), '8a7d', 'the last write is the Pong');
+    } finally {
+      await finish(harness, client, session);
+    }
+  });
+});
