@@ -583,12 +583,14 @@ export class WebSocketConnection {
     let output = this.#conn.takeQueuedOutput();
     // What goes out as one Buffer (most flushes: a burst's join, or one frame), else null and `output`.
     let single: Buffer | null = output.length === 1 ? output[0]! : null;
+    /** A burst's frames joined once for every connection that follows it (see Burst): not copied per connection. */
+    let shared: Buffer | null = null;
     const burst = this.#burst;
     if (burst !== null) {
       // Prepared frames were queued before anything the core holds now (sendPrepared flushes the core first).
       const count = this.#burstCount;
       const joined = burst.join(count, this.#preparedBytes);
-      if (joined !== null && output.length === 0) single = joined;
+      if (joined !== null && output.length === 0) single = shared = joined;
       else {
         const prepared = joined !== null ? [joined] : burst.frames.slice(0, count);
         output = output.length === 0 ? prepared : prepared.concat(output);
@@ -606,10 +608,11 @@ export class WebSocketConnection {
       // written now until it drains: small frames are views of a 16 KiB slab (and payloads may be
       // views of a 64 KiB read), so each goes out as a buffer of its own size. Otherwise a peer
       // that stops reading and sends Pings made each 127-byte Pong hold 16 KiB, beyond what
-      // maxBufferedAmount counts (found by a review helper: 2.6 MB buffered held 309 MiB).
+      // maxBufferedAmount counts (found by a review helper: 2.6 MB buffered held 309 MiB). A burst's
+      // join, one buffer for all its connections, goes as it is.
       const own = socket.writableLength !== 0;
       if (single !== null) {
-        socket.write(own ? unpinned(single) : single, callback);
+        socket.write(own && single !== shared ? unpinned(single) : single, callback);
       } else {
         let total = 0;
         let large = false;
