@@ -16,6 +16,18 @@ function textFrame(text: string): string {
   return toHex(encodeFrame(Opcode.Text, Buffer.from(text, 'utf8')));
 }
 
+/** Feeds `reads`, checks that they make the text message `text`, sends it back and returns what was queued (checked to be its frame). */
+function echoReads(conn: Connection, reads: readonly Buffer[], text: string): Buffer[] {
+  for (const read of reads) conn.receiveData(read);
+  const event = conn.nextEvent();
+  assert.ok(event?.type === 'text');
+  assert.equal(event.data, text);
+  conn.sendText(event.data);
+  const output = conn.takeOutput();
+  assert.equal(toHex(output), textFrame(text));
+  return output;
+}
+
 /** Feeds one client text frame (a fresh buffer, as a socket read is) and returns the string handed out and the read. */
 function receiveText(conn: Connection, text: string): { data: string; read: Buffer } {
   const read = clientFrame(Opcode.Text, text);
@@ -124,13 +136,7 @@ describe('sending back the text just received', () => {
       reads.push(read);
       from = cut;
     }
-    for (const read of reads) conn.receiveData(read);
-    const event = conn.nextEvent();
-    assert.ok(event?.type === 'text');
-    assert.equal(event.data, text);
-    conn.sendText(event.data);
-    const output = conn.takeOutput();
-    assert.equal(toHex(output), textFrame(text));
+    const output = echoReads(conn, reads, text);
     assert.deepEqual(
       output.slice(1).map((piece) => reads.indexOf(reads.find((read) => read.buffer === piece.buffer)!)),
       [0, 1, 2, 3],
@@ -143,13 +149,7 @@ describe('sending back the text just received', () => {
     const text = 'ab✓😀'.repeat(5_000); // 50,000 bytes
     const frame = clientFrame(Opcode.Text, text);
     const reads = [frame.subarray(0, 20), frame.subarray(20, 30_001), frame.subarray(30_001)].map((read) => Buffer.from(read));
-    for (const read of reads) conn.receiveData(read);
-    const event = conn.nextEvent();
-    assert.ok(event?.type === 'text');
-    assert.equal(event.data, text);
-    conn.sendText(event.data);
-    const output = conn.takeOutput();
-    assert.equal(toHex(output), textFrame(text));
+    const output = echoReads(conn, reads, text);
     assert.equal(output.length, 2, 'the header and the payload as one buffer');
     assert.ok(reads.every((read) => read.buffer !== output[1]!.buffer));
   });
