@@ -110,7 +110,7 @@ export function applyMask(data: Uint8Array, mask: Uint8Array, phase = 0): number
   const length = data.length;
   if (length >= SIMD_MIN) {
     if (simd === undefined) simd = loadSimd();
-    if (simd !== null) return maskSimd(simd, data, mask, phase);
+    if (simd !== null) return maskSimd(simd, data, data, 0, mask, phase);
   }
   return maskJs(data, mask, phase);
 }
@@ -122,7 +122,7 @@ export function applyMask(data: Uint8Array, mask: Uint8Array, phase = 0): number
 export function applyMaskSimd(data: Uint8Array, mask: Uint8Array, phase = 0): number {
   if (simd === undefined) simd = loadSimd();
   if (simd === null) throw new Error('WebAssembly SIMD is not available here');
-  return maskSimd(simd, data, mask, phase);
+  return maskSimd(simd, data, data, 0, mask, phase);
 }
 
 /**
@@ -136,40 +136,28 @@ export function maskInto(target: Uint8Array, offset: number, source: Uint8Array,
   if (offset + length > target.length) throw new RangeError(`maskInto: ${length} bytes do not fit at ${offset} of ${target.length}`);
   if (length >= SIMD_MIN) {
     if (simd === undefined) simd = loadSimd();
-    if (simd !== null) {
-      const memory = simd.memory;
-      const word = maskWord(mask, phase);
-      for (let from = 0; from < length; from += SIMD_CHUNK) {
-        const end = from + SIMD_CHUNK < length ? from + SIMD_CHUNK : length;
-        memory.set(from === 0 && end === length ? source : source.subarray(from, end), 0);
-        simd.xor(0, (end - from + 63) & ~63, word);
-        target.set(end - from === SIMD_CHUNK ? simd.chunk : memory.subarray(0, end - from), offset + from);
-      }
-      return (phase + length) & 3;
-    }
+    if (simd !== null) return maskSimd(simd, source, target, offset, mask, phase);
   }
   target.set(source, offset);
   return maskJs(target.subarray(offset, offset + length), mask, phase);
 }
 
-/** The mask from byte `phase` on, as the little-endian 32-bit word WebAssembly XORs with. */
-function maskWord(mask: Uint8Array, phase: number): number {
-  return (mask[phase & 3]! | (mask[(phase + 1) & 3]! << 8) | (mask[(phase + 2) & 3]! << 16) | (mask[(phase + 3) & 3]! << 24)) | 0;
-}
-
-/** Copies each SIMD_CHUNK piece into the WebAssembly memory, XORs it there 16 bytes at a time, copies it back. */
-function maskSimd(wasm: Simd, data: Uint8Array, mask: Uint8Array, phase: number): number {
-  const length = data.length;
+/**
+ * Copies each SIMD_CHUNK piece of `source` into the WebAssembly memory, XORs it there 16 bytes at a
+ * time, and copies it out to `target` from `offset` (the same place, for unmasking in place).
+ */
+function maskSimd(wasm: Simd, source: Uint8Array, target: Uint8Array, offset: number, mask: Uint8Array, phase: number): number {
+  const length = source.length;
   const memory = wasm.memory;
   // Chunks are multiples of 4 bytes long, so every chunk starts at the same mask phase. WebAssembly
   // memory is little-endian: the first mask byte is the lowest byte of the word.
-  const word = maskWord(mask, phase);
-  for (let offset = 0; offset < length; offset += SIMD_CHUNK) {
-    const end = offset + SIMD_CHUNK < length ? offset + SIMD_CHUNK : length;
-    const piece = offset === 0 && end === length ? data : data.subarray(offset, end);
-    memory.set(piece, 0);
-    wasm.xor(0, (piece.length + 63) & ~63, word);
-    piece.set(end - offset === SIMD_CHUNK ? wasm.chunk : memory.subarray(0, end - offset), 0);
+  const word =
+    (mask[phase & 3]! | (mask[(phase + 1) & 3]! << 8) | (mask[(phase + 2) & 3]! << 16) | (mask[(phase + 3) & 3]! << 24)) | 0;
+  for (let from = 0; from < length; from += SIMD_CHUNK) {
+    const end = from + SIMD_CHUNK < length ? from + SIMD_CHUNK : length;
+    memory.set(from === 0 && end === length ? source : source.subarray(from, end), 0);
+    wasm.xor(0, (end - from + 63) & ~63, word);
+    target.set(end - from === SIMD_CHUNK ? wasm.chunk : memory.subarray(0, end - from), offset + from);
   }
   return (phase + length) & 3;
 }
