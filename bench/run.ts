@@ -484,6 +484,7 @@ const results: BenchResults = {
     measureMs: plan.measureMs,
     scalingInFlight: SCALING_IN_FLIGHT,
     upgradesInFlight: UPGRADES_IN_FLIGHT,
+    upgradesJitMs: args['no-jit'] ? 0 : plan.upgradesJitMs,
     memoryConnections: plan.memoryConnections,
   },
   notes: [...notes],
