@@ -133,6 +133,8 @@ export abstract class Heartbeat extends Deadline {
   #awaiting: Buffer | null = null;
   #sentAt = 0;
   #latency: number | undefined = undefined;
+  /** Waiting out the first half of the first interval (see start). */
+  #starting = false;
 
   constructor(interval: number, timeout: number) {
     super();
@@ -152,10 +154,24 @@ export abstract class Heartbeat extends Deadline {
   }
 
   start(): void {
-    // One of JITTER_STEPS + 1 points of the second half: there is a DueList (and a timer) per distinct
-    // duration, so a few dozen shared ones spread the Pings as well as thousands of unique ones.
-    const step = this.#interval / 2 / JITTER_STEPS;
-    this.#arm(Math.floor(this.#interval / 2 + Math.round(Math.random() * JITTER_STEPS) * step));
+    // The first half of the first interval is one duration for every connection, so every new
+    // connection waits in one DueList: one that closes before then (most short-lived ones) costs no
+    // Node timer of its own, where a list of its own, emptied at its close, set and cleared one.
+    this.#starting = true;
+    this.#arm(Math.floor(this.#interval / 2));
+  }
+
+  /**
+   * The first half has passed: the first Ping is due at one of JITTER_STEPS + 1 points of the
+   * second half. There is a DueList (and a timer) per distinct duration, so a few dozen shared
+   * ones spread the Pings as well as thousands of unique ones. Returns whether it is due now.
+   */
+  #jitter(): boolean {
+    this.#starting = false;
+    const ms = Math.floor(Math.round(Math.random() * JITTER_STEPS) * (this.#interval / 2 / JITTER_STEPS));
+    if (ms === 0) return true;
+    this.#arm(ms);
+    return false;
   }
 
   /** A Pong arrived. */
@@ -175,8 +191,9 @@ export abstract class Heartbeat extends Deadline {
     this.#awaiting = null;
   }
 
-  /** @internal The deadline came: a Ping is due, or the Pong is late. */
+  /** @internal The deadline came: the first half of the first interval passed, a Ping is due, or the Pong is late. */
   onDue(): void {
+    if (this.#starting && !this.#jitter()) return;
     if (this.#awaiting !== null && this.#timeout > 0) {
       // The verdict waits for this turn's I/O: after a stall of the event loop (a long synchronous
       // task), a Pong that arrived in time sits unread in the socket, and timers run before reads.
@@ -241,5 +258,32 @@ export class IdleTimer extends Deadline {
 
   #arm(ms: number): void {
     DueList.add(this, ms);
+  }
+}
+
+/**
+ * Destroys a socket that has not closed `ms` after start(): the wait for the peer's Close, then for
+ * TCP to close (closeTimeout). A deadline on the DueList of its duration, like the heartbeat, so a
+ * closing connection sets no Node timer of its own.
+ */
+export class DestroyTimer extends Deadline {
+  readonly #socket: { destroy(): void };
+
+  constructor(socket: { destroy(): void }) {
+    super();
+    this.#socket = socket;
+  }
+
+  start(ms: number): void {
+    DueList.add(this, ms);
+  }
+
+  stop(): void {
+    DueList.remove(this);
+  }
+
+  /** @internal The wait is over: the socket goes. */
+  onDue(): void {
+    this.#socket.destroy();
   }
 }

@@ -7,7 +7,7 @@ import { CloseCode } from '../protocol/constants.js';
 import { Connection, ConnectionState, type ConnectionEvent, unpinned } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { FastBuffer } from '../protocol/parser.js';
-import { Heartbeat, IdleTimer } from './heartbeat.js';
+import { DestroyTimer, Heartbeat, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
 import type { PreparedMessage } from './prepared.js';
 import type { UpgradeRequest } from './request.js';
@@ -139,7 +139,7 @@ export class WebSocketConnection {
   #flushScheduled = false;
   #drainWanted = false;
   #socketError = false;
-  #closeTimer: NodeJS.Timeout | null = null;
+  #closeTimer: DestroyTimer | null = null;
   #afterWriteCallback: ((error?: Error | null) => void) | undefined = undefined;
   // Defences (docs/security.md): heartbeat, idle timer, reading paused while Pongs drain.
   #heartbeat: Heartbeat | null = null;
@@ -479,7 +479,7 @@ export class WebSocketConnection {
   #onSocketClose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#closeTimer !== null) clearTimeout(this.#closeTimer);
+    this.#closeTimer?.stop();
     this.#heartbeat?.stop();
     this.#idle?.stop();
     this.#onSettled?.(); // a shutdown() still waiting for hooks: its timer goes
@@ -735,8 +735,8 @@ export class WebSocketConnection {
 
   #armCloseTimer(): void {
     if (this.#closeTimer !== null || this.#closed) return;
-    this.#closeTimer = setTimeout(() => this.#socket.destroy(), this.#options.closeTimeout);
-    this.#closeTimer.unref();
+    this.#closeTimer = new DestroyTimer(this.#socket);
+    this.#closeTimer.start(this.#options.closeTimeout);
   }
 
   // ------------------------------------------------------------------ hooks

@@ -205,10 +205,11 @@ export function upgradeWith(
     const hooks = target.makeHooks();
     if (hooks === null) return target.done(null);
     trace.handshake(101, accepted.protocol, accepted.extensions);
-    const net = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void };
-    // Small frames leave at once (no Nagle delay); no idle timeout is inherited from the HTTP server.
+    const net = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void; timeout?: number };
+    // Small frames leave at once (no Nagle delay); no idle timeout is inherited from the HTTP server
+    // (`timeout` is undefined or 0 when it set none, node:http's default: nothing to clear then).
     net.setNoDelay?.(true);
-    net.setTimeout?.(0);
+    if (net.timeout) net.setTimeout?.(0);
     const conn = new Connection({
       maxPayload: resolved.maxPayload,
       extension: accepted.extension,

@@ -193,8 +193,10 @@ describe('Slow consumers and floods from peers that do not read', () => {
     // them), as did the read before it: two reads of at most 64 KiB of Pings.
     assert.ok(pause.bufferedAmount > max && pause.bufferedAmount <= max + 128 * 1024, `paused at ${pause.bufferedAmount} bytes`);
     assert.equal(echo.ended.length, 0);
-    // The heartbeat's Ping waits behind the Pongs, unread: its deadline passes.
-    t.mock.timers.tick(200);
+    // The heartbeat's Ping (after the first half of the interval, at a point of the second) waits
+    // behind the Pongs, unread: its deadline passes.
+    t.mock.timers.tick(100);
+    t.mock.timers.tick(100);
     t.mock.timers.tick(300);
     const ended = await echo.waitEnded(1);
     t.mock.timers.reset();

@@ -9,7 +9,9 @@ import { RawClient, parseFrame, type ReadFrame } from '../helpers/net.js';
 import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
-import { Heartbeat, IdleTimer, PING_PAYLOAD_BYTES } from '../../src/node/heartbeat.js';
+import { DestroyTimer, Heartbeat, IdleTimer, PING_PAYLOAD_BYTES } from '../../src/node/heartbeat.js';
+import { createHook } from 'node:async_hooks';
+import type { Socket } from 'node:net';
 import type { FrameMessage } from '../../src/node/trace.js';
 import { resolveOptions } from '../../src/node/options.js';
 import { assertNoLeaks, assertProtocolError, bystander, cleanup, handles, startEchoServer, trackTimers } from './helpers.js';
@@ -169,6 +171,26 @@ describe('Heartbeat on a live server', () => {
   });
 });
 
+describe('timeouts of the HTTP server', () => {
+  // upgrade.ts clears a socket timeout only when the HTTP server set one (server.timeout, 0 by
+  // default): this is the case where it did.
+  test('an idle timeout the HTTP server set on its sockets does not reach an upgraded connection', async () => {
+    const echo = await startEchoServer({ heartbeatInterval: 0 });
+    echo.server.setTimeout(50); // node:http's sockets time out after 50 ms idle
+    let timeouts = 0;
+    echo.server.on('upgrade', (_request, socket: Socket) => socket.on('timeout', () => void timeouts++));
+    const { client } = await RawClient.open(echo.port);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(timeouts, 0, 'no socket timeout after the upgrade');
+    assert.equal(echo.open.size, 1, 'the connection is still open');
+    client.sendFrame(Opcode.Text, 'still here');
+    const frame = await client.readFrame();
+    assert.deepEqual([frame.opcode, frame.payload.toString()], [Opcode.Text, 'still here']);
+    client.destroy();
+    await echo.close();
+  });
+});
+
 /**
  * Mocked timers, and performance.now() following them: deadlines are kept as due times on that
  * clock (heartbeat.ts DueList), so both must move together.
@@ -190,6 +212,17 @@ function heartbeatWith(interval: number, timeout: number, actions: { ping(payloa
   })(interval, timeout);
 }
 
+/** Counts the Node timers (Timeout objects) made from now on, whether or not they are still pending. */
+function countTimeouts(): { count(): number; stop(): void } {
+  let count = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'Timeout') count++;
+    },
+  }).enable();
+  return { count: () => count, stop: () => void hook.disable() };
+}
+
 /** Resolves once this turn's I/O has run (setImmediate is not mocked). */
 function afterReads(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -203,7 +236,8 @@ describe('Heartbeat timing (mocked clock)', () => {
     let timedOut = 0;
     const heartbeat = heartbeatWith(1000, 400, { ping: (p) => void pings.push(p.toString('hex')), timedOut: () => void timedOut++ });
     heartbeat.start();
-    t.mock.timers.tick(749);
+    t.mock.timers.tick(500); // the first half of the interval: then the point in the second half is drawn
+    t.mock.timers.tick(249);
     assert.equal(pings.length, 0);
     t.mock.timers.tick(1); // 500 + 0.5 * 500
     assert.equal(pings.length, 1);
@@ -269,6 +303,7 @@ describe('Heartbeat timing (mocked clock)', () => {
     let timedOut = 0;
     const heartbeat = heartbeatWith(100, 0, { ping: () => void pings++, timedOut: () => void timedOut++ });
     heartbeat.start();
+    t.mock.timers.tick(50); // the first half of the interval
     for (let i = 0; i < 10; i++) t.mock.timers.tick(100);
     assert.equal(pings, 10);
     assert.equal(timedOut, 0);
@@ -292,6 +327,45 @@ describe('Heartbeat timing (mocked clock)', () => {
     t.mock.timers.tick(600);
     assert.equal(idle, 1);
     timer.stop();
+  });
+
+  // Before, each first Ping was timed on one of 51 lists (a point of the second half), each with its
+  // Node timer: a connection that closed before its first Ping had often set and cleared a Node
+  // timer of its own, its list holding no other connection (measured on the upgrade benchmark).
+  test('heartbeats started at any time share one Node timer until the first half of their interval has passed', () => {
+    const created = countTimeouts();
+    const open: Heartbeat[] = [];
+    try {
+      for (let i = 0; i < 100; i++) {
+        const heartbeat = heartbeatWith(1000, 400, { ping: () => {}, timedOut: () => {} });
+        heartbeat.start();
+        if (i % 2 === 1) heartbeat.stop(); // half of them close at once, half stay open
+        else open.push(heartbeat);
+      }
+      assert.equal(created.count(), 1, 'the one timer of the first half');
+    } finally {
+      for (const heartbeat of open) heartbeat.stop();
+      created.stop();
+    }
+  });
+
+  test('a DestroyTimer destroys its socket when due, not when stopped; closing sockets share one Node timer', (t) => {
+    const created = countTimeouts();
+    const waiting = Array.from({ length: 10 }, () => new DestroyTimer({ destroy: () => assert.fail('destroyed after stop()') }));
+    for (const timer of waiting) timer.start(60_000);
+    for (const timer of waiting) timer.stop();
+    created.stop();
+    assert.equal(created.count(), 1, 'one Node timer for the ten');
+
+    mockClock(t);
+    const destroyed: number[] = [];
+    const timers = Array.from({ length: 10 }, (_, i) => new DestroyTimer({ destroy: () => void destroyed.push(i) }));
+    for (const timer of timers) timer.start(200);
+    timers[3]!.stop();
+    t.mock.timers.tick(199);
+    assert.deepEqual(destroyed, []);
+    t.mock.timers.tick(1);
+    assert.deepEqual(destroyed, [0, 1, 2, 4, 5, 6, 7, 8, 9]);
   });
 
   test('the defaults are a Ping every 30 s, a 30 s deadline and no idle timeout', () => {
