@@ -23,23 +23,46 @@ const ignore = (): void => {};
 const HANDLER_BRAND = Symbol.for('pef-front-websocket.handler');
 const HANDLER_CONNECTION = Symbol.for('pef-front-websocket.connection');
 
-/** The resolved options last made from each options object (see sharedOptions). */
-const resolvedFor = new WeakMap<WebSocketOptions, ResolvedOptions>();
+/** What an options object held when it was last resolved, and what that gave (see sharedOptions). */
+interface Resolution {
+  /** The object's own enumerable keys and their values, in order, at the time. */
+  readonly keys: readonly string[];
+  readonly values: readonly unknown[];
+  readonly resolved: ResolvedOptions;
+}
+
+/** The resolution last made from each options object. */
+const resolvedFor = new WeakMap<WebSocketOptions, Resolution>();
 let resolvedDefaults: ResolvedOptions | null = null;
 
 /**
- * The options resolved for one connection, which keeps them. Options are resolved on every upgrade
- * (so a change to the options object applies to the next connection), but when the result equals
- * what the same object gave last time, the earlier object is returned: connections accepted with
- * the same options share one object instead of holding about 170 bytes each.
+ * The options resolved for one connection, which keeps them. A change to the options object
+ * applies to the next connection: while the object holds the same values as when it was last
+ * resolved, that resolution is returned (connections accepted with the same options share one
+ * object instead of holding about 170 bytes each, and the upgrade skips the checks); otherwise it
+ * is resolved and checked again (resolveOptions), and still shares the earlier object when the
+ * result is the same. Values are compared by identity: a headers object changed in place is
+ * checked again by acceptResponse, on every 101.
  */
 function sharedOptions(options: WebSocketOptions | undefined): ResolvedOptions {
-  const resolved = resolveOptions(options);
-  const last = options === undefined ? resolvedDefaults : (resolvedFor.get(options) ?? null);
-  if (last !== null && sameOptions(last, resolved)) return last;
-  if (options === undefined) resolvedDefaults = resolved;
-  else resolvedFor.set(options, resolved);
+  if (options === undefined) return (resolvedDefaults ??= resolveOptions());
+  const last = resolvedFor.get(options);
+  if (last !== undefined && holdsSame(options, last)) return last.resolved;
+  let resolved = resolveOptions(options);
+  if (last !== undefined && sameOptions(last.resolved, resolved)) resolved = last.resolved;
+  const keys = Object.keys(options);
+  resolvedFor.set(options, { keys, values: keys.map((key) => (options as Record<string, unknown>)[key]), resolved });
   return resolved;
+}
+
+function holdsSame(options: WebSocketOptions, last: Resolution): boolean {
+  let count = 0;
+  for (const key in options) {
+    if (!Object.prototype.hasOwnProperty.call(options, key)) continue;
+    if (last.keys[count] !== key || last.values[count] !== (options as Record<string, unknown>)[key]) return false;
+    count++;
+  }
+  return count === last.keys.length;
 }
 
 function sameOptions(a: ResolvedOptions, b: ResolvedOptions): boolean {

@@ -136,14 +136,9 @@ export function headerHasToken(value: string | undefined, token: string): boolea
 export function checkRequiredFields(status: number, headers: Readonly<Record<string, string>>): void {
   const required = REQUIRED_FIELDS[status];
   if (required === undefined) return;
-  const values = new Map<string, string>();
-  for (const [name, value] of Object.entries(headers)) {
-    const key = name.toLowerCase();
-    const seen = values.get(key);
-    values.set(key, seen === undefined ? value : `${seen}, ${value}`);
-  }
-  for (const [name, token] of Object.entries(required)) {
-    const value = values.get(name);
+  for (const name of Object.keys(required)) {
+    const token = required[name]!;
+    const value = fieldValue(headers, name);
     if (value === undefined || value.trim() === '') {
       throw new InvalidHeaderError('ERR_REQUIRED_FIELD', `a ${status} response requires the ${name} header field`);
     }
@@ -151,6 +146,16 @@ export function checkRequiredFields(status: number, headers: Readonly<Record<str
       throw new InvalidHeaderError('ERR_REQUIRED_FIELD', `a ${status} response requires ${name} to list "${token}"`);
     }
   }
+}
+
+/** The value of the field `name` (lower case) in `headers`, names compared without regard to case; repeated ones joined with ', '. */
+function fieldValue(headers: Readonly<Record<string, string>>, name: string): string | undefined {
+  let value: string | undefined;
+  for (const field of Object.keys(headers)) {
+    if (field.length !== name.length || field.toLowerCase() !== name) continue;
+    value = value === undefined ? headers[field]! : `${value}, ${headers[field]!}`;
+  }
+  return value;
 }
 
 /** A RangeError with node:http's code for a status that cannot be sent. */

@@ -326,6 +326,27 @@ describe('options objects', () => {
     second.client.destroy();
     await harness.close();
   });
+
+  // The options object is resolved again only when its keys or values changed (upgrade.ts
+  // sharedOptions): a key added after the first connection, or deleted, must still count.
+  test('a key added to the options object, or deleted from it, applies to the next connection', async () => {
+    const options: { maxPayload: number; decodeText?: boolean } = { maxPayload: 100 };
+    const harness = await Harness.start({ options });
+    const received: unknown[] = [];
+    for (const step of ['as given', 'added', 'deleted']) {
+      if (step === 'added') options.decodeText = false;
+      if (step === 'deleted') delete options.decodeText;
+      const { client } = await RawClient.open(harness.port);
+      const session = await harness.session(received.length);
+      await session.waitFor('onOpen');
+      client.write(clientFrame(Opcode.Text, 'hi'));
+      const [message] = await session.waitFor('onMessage');
+      received.push(message);
+      client.destroy();
+    }
+    assert.deepEqual(received, ['hi', Buffer.from('hi'), 'hi']);
+    await harness.close();
+  });
 });
 
 describe('a peer that stops reading', () => {
