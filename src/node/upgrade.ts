@@ -2,10 +2,12 @@
 // handshake, and either answer with an HTTP error or bind a WebSocketConnection to the socket.
 
 import type { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Connection } from '../protocol/connection.js';
 import { HandshakeError } from '../protocol/errors.js';
 import { acceptHandshake, rejectResponse } from '../protocol/handshake.js';
+import { ACCEPT_FIELDS, checkHeaderFields } from '../protocol/http.js';
 import { withCompression } from '../protocol/deflate.js';
 import { resolveOptions, type ResolvedOptions, type WebSocketOptions } from './options.js';
 import { checkHeaderCount } from './limits.js';
@@ -48,10 +50,14 @@ function sharedOptions(options: WebSocketOptions | undefined): ResolvedOptions {
   if (options === undefined) return (resolvedDefaults ??= resolveOptions());
   const last = resolvedFor.get(options);
   if (last !== undefined && holdsSame(options, last)) return last.resolved;
-  let resolved = resolveOptions(options);
-  if (last !== undefined && sameOptions(last.resolved, resolved)) resolved = last.resolved;
+  // Each value is read once, and what is resolved is what is recorded: a getter may answer
+  // differently on a second read (found by a review helper). fromEntries, not assignment: a key
+  // named __proto__ stays a key.
   const keys = Object.keys(options);
-  resolvedFor.set(options, { keys, values: keys.map((key) => (options as Record<string, unknown>)[key]), resolved });
+  const values = keys.map((key) => (options as Record<string, unknown>)[key]);
+  let resolved = resolveOptions(Object.fromEntries(keys.map((key, i) => [key, values[i]])) as WebSocketOptions);
+  if (last !== undefined && sameOptions(last.resolved, resolved)) resolved = last.resolved;
+  resolvedFor.set(options, { keys, values, resolved });
   return resolved;
 }
 
@@ -169,6 +175,9 @@ export function acceptWebSocket(
     upgradeWith(request, socket, head, resolved, { ...target, done: (opened) => (connection = opened) });
     return connection;
   }
+  // As resolveOptions would (sharedOptions may skip it): a headers object changed in place to a bad
+  // field throws here, at the call, not as a rejected promise (found by a review helper).
+  checkHeaderFields(resolved.headers, ACCEPT_FIELDS);
   return new Promise((resolve) => upgradeWith(request, socket, head, resolved, { ...target, done: resolve }));
 }
 
@@ -230,9 +239,10 @@ export function upgradeWith(
     trace.handshake(101, accepted.protocol, accepted.extensions);
     const net = socket as Duplex & { setNoDelay?: (noDelay: boolean) => void; setTimeout?: (ms: number) => void; timeout?: number };
     // Small frames leave at once (no Nagle delay); no idle timeout is inherited from the HTTP server
-    // (`timeout` is undefined or 0 when it set none, node:http's default: nothing to clear then).
+    // (a net.Socket's `timeout` is undefined or 0 when it set none, node:http's default: nothing to
+    // clear then; another Duplex, a wrapper, may forward setTimeout without showing `timeout`).
     net.setNoDelay?.(true);
-    if (net.timeout) net.setTimeout?.(0);
+    if (net.timeout || !(socket instanceof Socket)) net.setTimeout?.(0);
     const conn = new Connection({
       maxPayload: resolved.maxPayload,
       extension: accepted.extension,

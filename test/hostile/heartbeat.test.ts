@@ -250,6 +250,31 @@ describe('Heartbeat timing (mocked clock)', () => {
     heartbeat.stop();
   });
 
+  // Found by a review helper: the point in the second half was drawn when the first half's timer
+  // fired, so a loop stalled across that moment pushed the first Ping up to half an interval late.
+  test('a first half that ran late (a stalled loop) is taken off the second, so the first Ping stays within the interval', (t) => {
+    mockClock(t);
+    let stall = 0;
+    t.mock.method(performance, 'now', () => Date.now() + stall);
+    t.mock.method(Math, 'random', () => 0.5);
+    const pings: Buffer[] = [];
+    const heartbeat = heartbeatWith(1000, 400, { ping: (p) => void pings.push(p), timedOut: () => {} });
+    heartbeat.start();
+    stall = 200; // the first half's timer runs 200 ms late: 20 of the 25 steps drawn are gone
+    t.mock.timers.tick(500);
+    assert.equal(pings.length, 0);
+    t.mock.timers.tick(50); // 5 steps of 10 ms
+    assert.equal(pings.length, 1);
+    stall = 0;
+    const late = heartbeatWith(1000, 400, { ping: (p) => void pings.push(p), timedOut: () => {} });
+    late.start();
+    stall = 300; // later than every step drawn: the Ping goes at once
+    t.mock.timers.tick(500);
+    assert.equal(pings.length, 2);
+    heartbeat.stop();
+    late.stop();
+  });
+
   // Root cause: timers run before reads in a turn of the event loop, so after a stall (a long
   // synchronous task) the deadline fired while the Pong that came in time sat unread in the socket.
   test('a Pong read in the same turn as the deadline, after a stall, still counts', async (t) => {

@@ -5,12 +5,13 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Opcode } from '../../src/protocol/constants.js';
 import { Harness } from './harness.js';
-import { RawClient, SAMPLE_ACCEPT, clientFrame, upgradeRequest } from '../helpers/net.js';
+import { RawClient, SAMPLE_ACCEPT, SAMPLE_KEY, clientFrame, upgradeRequest } from '../helpers/net.js';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { acceptWebSocket, rejectUpgrade } from '../../src/node/upgrade.js';
+import type { WebSocketConnection } from '../../src/node/transport.js';
 
 describe('4.2.2 the 101 response', () => {
   test('a valid request is answered with exactly the 101 status line, Upgrade, Connection and Sec-WebSocket-Accept', async () => {
@@ -340,6 +341,38 @@ describe('fields the application writes are checked before a byte goes out', () 
     await new Promise((resolve) => server.close(resolve));
   });
 
+  // Found by a review helper: an unchanged options object is not resolved again (upgrade.ts
+  // sharedOptions), so with an upgrade hook the first check of headers changed in place ran inside
+  // the promise, and acceptWebSocket rejected where it used to throw.
+  test('headers changed in place to a bad field throw at acceptWebSocket with an upgrade hook too, as without one', async () => {
+    const headers: Record<string, string> = { 'X-Note': 'fine' };
+    const options = { headers, heartbeatInterval: 0, upgrade: () => undefined };
+    const call = (): Promise<WebSocketConnection | null> => acceptWebSocket(fakeRequest(), new PassThrough(), Buffer.alloc(0), {}, options);
+    const first = await call();
+    assert.ok(first !== null, 'accepted while the headers were good');
+    first.terminate();
+    headers['X-Note'] = 'a\r\nSet-Cookie: injected=1';
+    assert.throws(call, { name: 'TypeError', code: 'ERR_INVALID_CHAR' });
+    assert.throws(() => acceptWebSocket(fakeRequest(), new PassThrough(), Buffer.alloc(0), {}, { headers }), { code: 'ERR_INVALID_CHAR' });
+  });
+
+  // Found by a review helper: the socket timeout was cleared only when `socket.timeout` said one was
+  // set, which a net.Socket says and a wrapping Duplex that forwards setTimeout may not.
+  test('a Duplex that is not a net.Socket gets setTimeout(0) when it has the method', async () => {
+    class Wrapper extends PassThrough {
+      calls: number[] = [];
+      setTimeout(ms: number): this {
+        this.calls.push(ms);
+        return this;
+      }
+    }
+    const socket = new Wrapper();
+    const ws = acceptWebSocket(fakeRequest(), socket, Buffer.alloc(0), {}, { heartbeatInterval: 0 });
+    assert.ok(ws !== null);
+    assert.deepEqual(socket.calls, [0]);
+    ws.terminate();
+  });
+
   test('rejectUpgrade with a 405 lacking Allow is a TypeError at the call and the socket is left untouched', async () => {
     const harness = await Harness.start();
     const { client } = await RawClient.open(harness.port);
@@ -353,3 +386,9 @@ describe('fields the application writes are checked before a byte goes out', () 
     await harness.close();
   });
 });
+
+/** An upgrade request as node:http would hand it over, for calls that need no server. */
+function fakeRequest(): IncomingMessage {
+  const headers = { host: '127.0.0.1', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': SAMPLE_KEY, 'sec-websocket-version': '13' };
+  return { method: 'GET', url: '/', httpVersion: '1.1', headers, rawHeaders: Object.entries(headers).flat() } as unknown as IncomingMessage;
+}

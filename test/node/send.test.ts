@@ -347,6 +347,32 @@ describe('options objects', () => {
     assert.deepEqual(received, ['hi', Buffer.from('hi'), 'hi']);
     await harness.close();
   });
+
+  // Found by a review helper: the value resolved and the value recorded were two reads of the
+  // option, so a getter that answered 6 and then 100 left every later connection at 6.
+  test('an option read through a getter is read once per resolution: its next answer applies to the next connection', async () => {
+    let reads = 0;
+    const options = {
+      get maxPayload(): number {
+        return reads++ === 0 ? 6 : 100;
+      },
+    };
+    const harness = await Harness.start({ options });
+    const closes: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { client } = await RawClient.open(harness.port);
+      const session = await harness.session(i);
+      await session.waitFor('onOpen');
+      // 20 bytes, then our Close: answered with 1000 when the message was taken, 1009 when refused.
+      client.write(Buffer.concat([clientFrame(Opcode.Binary, Buffer.alloc(20, 1)), clientFrame(Opcode.Close, closePayload(CloseCode.Normal))]));
+      const close = await client.readFrame();
+      assert.equal(close.opcode, Opcode.Close);
+      closes.push(close.payload.readUInt16BE(0));
+      client.destroy();
+    }
+    assert.deepEqual(closes, [CloseCode.MessageTooBig, CloseCode.Normal, CloseCode.Normal]);
+    await harness.close();
+  });
 });
 
 describe('a peer that stops reading', () => {
