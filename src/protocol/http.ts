@@ -139,13 +139,22 @@ export function checkRequiredFields(status: number, headers: Readonly<Record<str
   for (const name of Object.keys(required)) {
     const token = required[name]!;
     const value = fieldValue(headers, name);
-    if (value === undefined || value.trim() === '') {
+    if (value === undefined || isEmptyList(value)) {
       throw new InvalidHeaderError('ERR_REQUIRED_FIELD', `a ${status} response requires the ${name} header field`);
     }
     if (token !== null && !headerHasToken(value, token)) {
       throw new InvalidHeaderError('ERR_REQUIRED_FIELD', `a ${status} response requires ${name} to list "${token}"`);
     }
   }
+}
+
+/**
+ * Whether a field value holds nothing but empty list elements (RFC 9110 §5.6.1: recipients ignore
+ * them): '', ' ', ' , ', and what two empty fields of one name join into.
+ */
+function isEmptyList(value: string): boolean {
+  for (const part of value.split(',')) if (part.trim() !== '') return false;
+  return true;
 }
 
 /** The value of the field `name` (lower case) in `headers`, names compared without regard to case; repeated ones joined with ', '. */

@@ -107,6 +107,16 @@ describe('RFC 9110 §15: the fields each status requires', () => {
     });
   });
 
+  // Found by a review helper: two empty fields of one name were joined into ', ', which is not
+  // empty, so a 405 with `Allow: ''` twice passed the check.
+  test('a field with only empty list elements counts as missing: "" twice in two cases, " , "', () => {
+    for (const headers of [{ Allow: '', allow: '' }, { Allow: ' , ' }, { Allow: ',', ALLOW: ' ' }] as Record<string, string>[]) {
+      assert.throws(() => checkRequiredFields(405, headers), { code: 'ERR_REQUIRED_FIELD', message: 'a 405 response requires the allow header field' });
+    }
+    checkRequiredFields(405, { Allow: '', allow: 'GET' });
+    checkRequiredFields(405, { Allow: ', GET' });
+  });
+
   test('names match without regard to case, tokens inside lists count, and statuses not in the table require nothing', () => {
     checkRequiredFields(426, { UPGRADE: 'h2c, WebSocket', 'sec-websocket-version': '13' });
     checkRequiredFields(101, { Upgrade: 'websocket', Connection: 'keep-alive, Upgrade', 'Sec-WebSocket-Accept': ACCEPT });
