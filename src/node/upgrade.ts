@@ -43,13 +43,19 @@ let resolvedDefaults: ResolvedOptions | null = null;
  * resolved, that resolution is returned (connections accepted with the same options share one
  * object instead of holding about 170 bytes each, and the upgrade skips the checks); otherwise it
  * is resolved and checked again (resolveOptions), and still shares the earlier object when the
- * result is the same. Values are compared by identity: a headers object changed in place is
- * checked again by acceptResponse, on every 101.
+ * result is the same. Values are compared by identity, so the headers are checked again here (an
+ * object changed in place), as resolveOptions checks them.
  */
 function sharedOptions(options: WebSocketOptions | undefined): ResolvedOptions {
   if (options === undefined) return (resolvedDefaults ??= resolveOptions());
   const last = resolvedFor.get(options);
-  if (last !== undefined && holdsSame(options, last)) return last.resolved;
+  if (last !== undefined && holdsSame(options, last)) {
+    // The one option that is checked and can change in place: a bad field throws at the call, as
+    // when resolveOptions ran, not later (with an upgrade hook, as a rejected promise; found by a
+    // review helper).
+    checkHeaderFields(last.resolved.headers, ACCEPT_FIELDS);
+    return last.resolved;
+  }
   // Each value is read once, and what is resolved is what is recorded: a getter may answer
   // differently on a second read (found by a review helper). fromEntries, not assignment: a key
   // named __proto__ stays a key.
@@ -175,9 +181,6 @@ export function acceptWebSocket(
     upgradeWith(request, socket, head, resolved, { ...target, done: (opened) => (connection = opened) });
     return connection;
   }
-  // As resolveOptions would (sharedOptions may skip it): a headers object changed in place to a bad
-  // field throws here, at the call, not as a rejected promise (found by a review helper).
-  checkHeaderFields(resolved.headers, ACCEPT_FIELDS);
   return new Promise((resolve) => upgradeWith(request, socket, head, resolved, { ...target, done: resolve }));
 }
 

@@ -10,7 +10,6 @@ import { CloseCode, Opcode } from '../../src/protocol/constants.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { DestroyTimer, Heartbeat, IdleTimer, PING_PAYLOAD_BYTES } from '../../src/node/heartbeat.js';
-import { createHook } from 'node:async_hooks';
 import type { Socket } from 'node:net';
 import type { FrameMessage } from '../../src/node/trace.js';
 import { resolveOptions } from '../../src/node/options.js';
@@ -212,17 +211,6 @@ function heartbeatWith(interval: number, timeout: number, actions: { ping(payloa
   })(interval, timeout);
 }
 
-/** Counts the Node timers (Timeout objects) made from now on, whether or not they are still pending. */
-function countTimeouts(): { count(): number; stop(): void } {
-  let count = 0;
-  const hook = createHook({
-    init(_id, type) {
-      if (type === 'Timeout') count++;
-    },
-  }).enable();
-  return { count: () => count, stop: () => void hook.disable() };
-}
-
 /** Resolves once this turn's I/O has run (setImmediate is not mocked). */
 function afterReads(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -357,8 +345,8 @@ describe('Heartbeat timing (mocked clock)', () => {
   // Before, each first Ping was timed on one of 51 lists (a point of the second half), each with its
   // Node timer: a connection that closed before its first Ping had often set and cleared a Node
   // timer of its own, its list holding no other connection (measured on the upgrade benchmark).
-  test('heartbeats started at any time share one Node timer until the first half of their interval has passed', () => {
-    const created = countTimeouts();
+  test('heartbeats started at any time share one Node timer until the first half of their interval has passed', async () => {
+    const timers = trackTimers();
     const open: Heartbeat[] = [];
     try {
       for (let i = 0; i < 100; i++) {
@@ -367,26 +355,26 @@ describe('Heartbeat timing (mocked clock)', () => {
         if (i % 2 === 1) heartbeat.stop(); // half of them close at once, half stay open
         else open.push(heartbeat);
       }
-      assert.equal(created.count(), 1, 'the one timer of the first half');
+      assert.equal(timers.created(), 1, 'the one timer of the first half');
     } finally {
       for (const heartbeat of open) heartbeat.stop();
-      created.stop();
+      await timers.stop();
     }
   });
 
-  test('a DestroyTimer destroys its socket when due, not when stopped; closing sockets share one Node timer', (t) => {
-    const created = countTimeouts();
+  test('a DestroyTimer destroys its socket when due, not when stopped; closing sockets share one Node timer', async (t) => {
+    const timers = trackTimers();
     const waiting = Array.from({ length: 10 }, () => new DestroyTimer({ destroy: () => assert.fail('destroyed after stop()') }));
     for (const timer of waiting) timer.start(60_000);
     for (const timer of waiting) timer.stop();
-    created.stop();
-    assert.equal(created.count(), 1, 'one Node timer for the ten');
+    assert.equal(timers.created(), 1, 'one Node timer for the ten');
+    await timers.stop();
 
     mockClock(t);
     const destroyed: number[] = [];
-    const timers = Array.from({ length: 10 }, (_, i) => new DestroyTimer({ destroy: () => void destroyed.push(i) }));
-    for (const timer of timers) timer.start(200);
-    timers[3]!.stop();
+    const closing = Array.from({ length: 10 }, (_, i) => new DestroyTimer({ destroy: () => void destroyed.push(i) }));
+    for (const timer of closing) timer.start(200);
+    closing[3]!.stop();
     t.mock.timers.tick(199);
     assert.deepEqual(destroyed, []);
     t.mock.timers.tick(1);

@@ -178,19 +178,24 @@ export async function assertNoLeaks(before: Record<string, number>): Promise<voi
 /**
  * Counts timers created from now on that are still pending, unref'd ones included (which
  * getActiveResourcesInfo() does not list): heartbeat, idle and close timers must all go with their
- * connections. stop() disables the tracking and returns how many are left.
+ * connections. created() is how many were made so far, pending or not; stop() disables the tracking
+ * and returns how many are left.
  */
-export function trackTimers(): { stop(): Promise<number> } {
+export function trackTimers(): { created(): number; stop(): Promise<number> } {
   const pending = new Set<number>();
+  let created = 0;
   const hook = createHook({
     init(id, type) {
-      if (type === 'Timeout') pending.add(id);
+      if (type !== 'Timeout') return;
+      pending.add(id);
+      created++;
     },
     destroy(id) {
       pending.delete(id);
     },
   }).enable();
   return {
+    created: () => created,
     async stop() {
       // destroy hooks run asynchronously after a timer is cleared: give them a few turns.
       for (let i = 0; i < 20 && pending.size !== 0; i++) await new Promise((resolve) => setImmediate(resolve));
