@@ -242,7 +242,7 @@ class PieceBuffer {
   take(): Buffer {
     let result: Buffer;
     if (this.#grow !== null) result = this.#grow.subarray(0, this.#growUsed);
-    else if (this.pieces.length === 1) result = this.pieces[0]!;
+    else if (this.pieces.length === 1) result = this.pieces.pop()!; // the array stays for the next message
     else if (this.pieces.length === 0) result = EMPTY;
     else result = Buffer.concat(this.pieces, this.bytes);
     this.clear();
@@ -462,7 +462,9 @@ export class Connection implements FrameSink {
       if (!this.#parser.pending) return undefined;
       this.#parser.resume();
     }
-    return this.#events.shift();
+    const events = this.#events;
+    // One event at a time is the common case: pop() leaves the array as it was, where shift() moves it.
+    return events.length === 1 ? events.pop() : events.shift();
   }
 
   /**
