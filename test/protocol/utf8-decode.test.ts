@@ -34,6 +34,20 @@ describe('decodeUtf8', () => {
     }
   });
 
+  test('a run of code points of mixed lengths, then ASCII or the end, at every offset of a 16-byte block', () => {
+    // The decoder keeps a block's ASCII bytes before its first non-ASCII one, then decodes code
+    // points one at a time up to the next ASCII byte: each run ends at ASCII, at the end, or at 16 bytes.
+    const runs = ['é✓😀ü', 'ЖЖЖЖЖЖЖЖЖЖ', '中文字符串', '😀😀😀', 'é'.repeat(9) + '✓'];
+    for (const run of runs) {
+      for (let before = 0; before < 20; before++) {
+        for (const after of ['', 'z', 'z'.repeat(15), 'z'.repeat(16) + run, ' ' + run + ' ']) {
+          const text = 'x'.repeat(before) + run + after;
+          assert.equal(decodeUtf8(Buffer.from(text.repeat(20), 'utf8')), text.repeat(20), `${JSON.stringify(run)} after ${before}, then ${JSON.stringify(after)}`);
+        }
+      }
+    }
+  });
+
   test('a code point straddling the 32 KiB piece boundary stays whole', () => {
     for (const char of CHARS) {
       for (let shift = 0; shift < 5; shift++) {
