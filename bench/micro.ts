@@ -1,15 +1,15 @@
-// Micro benchmarks, in one process: parsing (frames fed in 64 KiB chunks), frame encoding and
-// unmasking, ours next to ws's own Receiver, Sender.frame and buffer-util (its JS fallback and
-// bufferutil), with Buffer.copy as the limit of unmasking. Each round runs every contender in a
-// rotated order and keeps its best of three runs; input is rebuilt outside the timed part, since
-// parsers unmask in place.
+// Micro benchmarks, in one process: parsing (frames fed in 64 KiB chunks), frame encoding,
+// unmasking and decoding text, ours next to ws's own Receiver, Sender.frame and buffer-util (its JS
+// fallback and bufferutil) and V8's UTF-8 decoder, with Buffer.copy as the limit of unmasking. Each
+// round runs every contender in a rotated order and keeps its best of three runs; input is rebuilt
+// outside the timed part, since parsers unmask in place.
 //   node --expose-gc --import tsx bench/micro.ts [--rounds 5] [--quick]   prints JSON on stdout
 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FrameSink } from '../src/protocol/parser.js';
-import { clientFrame, rotate, sizeLabel } from './common.js';
+import { clientFrame, payload, rotate, sizeLabel } from './common.js';
 
 // Our code as users run it: the plain JS run.ts transpiled (BENCH_LIB), or src/ through tsx.
 const LIB = process.env.BENCH_LIB ?? '../src';
@@ -17,6 +17,7 @@ const { Connection } = (await import(`${LIB}/protocol/connection.js`)) as typeof
 const { encodeFrame } = (await import(`${LIB}/protocol/frame.js`)) as typeof import('../src/protocol/frame.js');
 const { applyMask, maskImplementation, maskJs } = (await import(`${LIB}/protocol/mask.js`)) as typeof import('../src/protocol/mask.js');
 const { FrameParser } = (await import(`${LIB}/protocol/parser.js`)) as typeof import('../src/protocol/parser.js');
+const { decodeUtf8, utf8DecoderImplementation } = (await import(`${LIB}/protocol/utf8.js`)) as typeof import('../src/protocol/utf8.js');
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, quick: { type: 'boolean', default: false } } });
 const ROUNDS = Number(args.rounds);
@@ -278,6 +279,52 @@ function unmasking(): void {
   });
 }
 
+// ------------------------------------------------------------------ decoding text
+
+/**
+ * Decoding a text message to the string onMessage gets: the echo bench's text payloads (ASCII shaped
+ * like JSON, and UTF-8 with accents and a check mark), through ours' decodeUtf8 and through V8's
+ * decoder behind Buffer#toString and TextDecoder. GB/s of UTF-8 input.
+ */
+function decoding(): void {
+  const rows: [number, 'text' | 'text-utf8'][] = QUICK
+    ? [[16 * 1024, 'text-utf8']]
+    : [[16 * 1024, 'text'], [16 * 1024, 'text-utf8'], [1024 * 1024, 'text-utf8']];
+  for (const [size, kind] of rows) {
+    const data = payload(size, kind);
+    const decoder = new TextDecoder();
+    const contenders: Record<string, () => string> = {
+      [`ours decodeUtf8 (${utf8DecoderImplementation()})`]: () => decodeUtf8(data),
+      'Buffer#toString': () => data.toString('utf8'),
+      TextDecoder: () => decoder.decode(data),
+    };
+    const expected = data.toString('utf8');
+    for (const [name, decode] of Object.entries(contenders)) if (decode() !== expected) throw new Error(`${name} decoded another string`);
+    const times = Math.max(4, Math.floor((QUICK ? 2 << 20 : 8 << 20) / size));
+    const systems = contest(Object.keys(contenders), (name) => {
+      const decode = contenders[name]!;
+      return {
+        units: times * size,
+        run: () => {
+          let length = 0;
+          for (let i = 0; i < times; i++) length += decode().length;
+          if (length !== times * expected.length) throw new Error(`${name}: ${length} code units`);
+        },
+      };
+    });
+    for (const values of Object.values(systems)) for (let i = 0; i < values.length; i++) values[i] = values[i]! / 1e9;
+    figures.push({
+      id: `decode.${kind}.${size}`,
+      section: 'decode',
+      label: `decode ${sizeLabel(size)} of ${kind === 'text' ? 'ASCII text (JSON)' : 'UTF-8 text with accents (non-ASCII)'}`,
+      unit: 'GB/s',
+      better: 'higher',
+      systems,
+      baseline: 'Buffer#toString',
+    });
+  }
+}
+
 // ------------------------------------------------------------------ observing frames
 
 /**
@@ -320,5 +367,6 @@ function observing(): void {
 parsing();
 encoding();
 unmasking();
+decoding();
 observing();
 process.stdout.write(JSON.stringify({ figures }));
