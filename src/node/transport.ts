@@ -22,8 +22,9 @@ const JOIN_PIECE_MAX = 4 * 1024;
 
 /**
  * `output[start..end)`, `bytes` in all, as one Buffer: the one buffer itself; a view, when they lie
- * side by side in one ArrayBuffer (frames the core cut from its slab one after another); else a copy.
- * With `own`, a buffer of its own size (see #flush: what waits in a stalled socket pins nothing more).
+ * side by side in one ArrayBuffer; else a copy. (The core already hands a run of small frames over
+ * as one view.) With `own`, a buffer of its own size (see #flush: what waits in a stalled socket
+ * pins nothing more).
  */
 function joinRun(output: readonly Buffer[], start: number, end: number, bytes: number, own: boolean): Buffer {
   const first = output[start]!;

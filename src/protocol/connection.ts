@@ -96,25 +96,16 @@ const SCRATCH_TEXT_MAX = 256 * 1024;
 /**
  * Frames with a small payload are cut from a slab shared by every connection, each right behind the
  * one before: the frames a connection queues in one turn lie side by side in one ArrayBuffer, and
- * the I/O layer writes them as one view instead of a joined copy (Node's own pool aligns each slice
- * to 8 bytes, which leaves gaps). Nothing in a slab is written twice: a full slab is replaced, and
- * lives on while a frame cut from it waits in a socket. 16 KiB: what one such frame can pin.
+ * go out as one view of them all (Connection's open run), with no view made per frame and no joined
+ * copy (Node's own pool aligns each slice to 8 bytes, which leaves gaps). Nothing in a slab is
+ * written twice: a full slab is replaced, and lives on while a frame cut from it waits in a socket.
+ * 16 KiB: what one such frame can pin.
  */
 const SLAB_SIZE = 16 * 1024;
+/** Frames up to this many bytes are cut from the slab; larger ones get a buffer of their own. */
+const SLAB_FRAME_MAX = SLAB_SIZE >>> 2;
 let slab = Buffer.allocUnsafeSlow(0);
 let slabUsed = 0;
-
-/** `size` bytes for a frame: from the slab when it is small, else a buffer of its own. */
-function frameBuffer(size: number): Buffer {
-  if (size > SLAB_SIZE >>> 2) return Buffer.allocUnsafe(size);
-  if (slabUsed + size > slab.length) {
-    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-    slabUsed = 0;
-  }
-  const start = slabUsed;
-  slabUsed = start + size;
-  return new FastBuffer(slab.buffer, slab.byteOffset + start, size);
-}
 
 /** Room for the longest server frame header (10 bytes) before the text in the scratch buffer. */
 const SCRATCH_HEADER = 10;
@@ -312,6 +303,16 @@ export class Connection implements FrameSink {
   #events: ConnectionEvent[] = [];
   #output: Buffer[] = [];
   #outputBytes = 0;
+  /**
+   * The open run: frames queued since the last output was taken that were cut from the slab one
+   * right behind the other, bytes [#runStart, #runEnd) of #runSlab. It joins #output as one view
+   * when something else is queued or the output is taken (#closeRun). Null when none is open.
+   */
+  #runSlab: Buffer | null = null;
+  #runStart = 0;
+  #runEnd = 0;
+  /** Where the frame #room made room for starts in the buffer it returned. */
+  #roomStart = 0;
   #endTransport = false;
 
   /** The peer's Close, once received. */
@@ -484,7 +485,10 @@ export class Connection implements FrameSink {
     return events;
   }
 
-  /** Bytes to write since the last call, in order (parses everything pending first). */
+  /**
+   * Bytes to write since the last call, in order (parses everything pending first). One Buffer may
+   * hold several frames: small frames queued one after another come as one view of the slab.
+   */
   takeOutput(): Buffer[] {
     this.#parseAll();
     return this.takeQueuedOutput();
@@ -497,6 +501,7 @@ export class Connection implements FrameSink {
    * our Close (RFC 6455 §5.5.1), and a Ping behind it gets its Pong after it, as it came.
    */
   takeQueuedOutput(): Buffer[] {
+    if (this.#runSlab !== null) this.#closeRun();
     const output = this.#output;
     if (output.length !== 0) {
       this.#output = [];
@@ -535,13 +540,14 @@ export class Connection implements FrameSink {
     if (textScratch.length < room) textScratch = Buffer.allocUnsafeSlow(Math.max(room, 4096));
     const length = textScratch.write(text, SCRATCH_HEADER, 'utf8');
     const headerLength = frameHeaderLength(length, false);
-    const frame = frameBuffer(headerLength + length);
-    writeFrameHeader(frame, 0, Opcode.Text, length, true, 0);
-    textScratch.copy(frame, headerLength, SCRATCH_HEADER, SCRATCH_HEADER + length);
+    const frame = this.#room(headerLength + length);
+    const at = this.#roomStart;
+    writeFrameHeader(frame, at, Opcode.Text, length, true, 0);
+    textScratch.copy(frame, at + headerLength, SCRATCH_HEADER, SCRATCH_HEADER + length);
     if (this.#onFrame !== null) {
-      this.#onFrame('out', true, 0, Opcode.Text, false, length, frame.subarray(headerLength, headerLength + Math.min(length, OBSERVED_HEAD_BYTES)));
+      const head = at + headerLength;
+      this.#onFrame('out', true, 0, Opcode.Text, false, length, frame.subarray(head, head + Math.min(length, OBSERVED_HEAD_BYTES)));
     }
-    this.#queue(frame);
     return true;
   }
 
@@ -642,15 +648,13 @@ export class Connection implements FrameSink {
       this.#onFrame('out', true, rsv, opcode, mask !== undefined, length, head);
     }
     if (length < VIEW_PAYLOAD_MIN || mask !== undefined) {
-      const frame = frameBuffer(headerLength + length);
-      writeFrameHeader(frame, 0, opcode, length, true, rsv, mask);
-      frame.set(payload, headerLength);
-      if (mask !== undefined) applyMask(frame.subarray(headerLength), mask, 0);
-      this.#queue(frame);
+      const frame = this.#room(headerLength + length);
+      const at = this.#roomStart;
+      writeFrameHeader(frame, at, opcode, length, true, rsv, mask);
+      frame.set(payload, at + headerLength);
+      if (mask !== undefined) applyMask(frame.subarray(at + headerLength, at + headerLength + length), mask, 0);
     } else {
-      const header = frameBuffer(headerLength);
-      writeFrameHeader(header, 0, opcode, length, true, rsv);
-      this.#queue(header);
+      writeFrameHeader(this.#room(headerLength), this.#roomStart, opcode, length, true, rsv);
       this.#queue(Buffer.from(payload.buffer, payload.byteOffset, length));
     }
   }
@@ -665,15 +669,50 @@ export class Connection implements FrameSink {
       const head = first.length >= OBSERVED_HEAD_BYTES ? first.subarray(0, OBSERVED_HEAD_BYTES) : Buffer.concat(pieces, Math.min(length, OBSERVED_HEAD_BYTES));
       this.#onFrame('out', true, 0, opcode, false, length, head);
     }
-    const header = frameBuffer(frameHeaderLength(length, false));
-    writeFrameHeader(header, 0, opcode, length, true, 0);
-    this.#queue(header);
+    writeFrameHeader(this.#room(frameHeaderLength(length, false)), this.#roomStart, opcode, length, true, 0);
     for (const piece of pieces) this.#queue(piece);
   }
 
   #queue(data: Buffer): void {
+    if (this.#runSlab !== null) this.#closeRun();
     this.#output.push(data);
     this.#outputBytes += data.length;
+  }
+
+  /**
+   * Queues room for one frame of `size` bytes and returns the buffer to write it into, from byte
+   * #roomStart: a small frame is cut from the slab, and extends the open run when it lies right
+   * behind it (no view is made for it); a larger one gets a buffer of its own.
+   */
+  #room(size: number): Buffer {
+    if (size > SLAB_FRAME_MAX) {
+      const own = Buffer.allocUnsafe(size);
+      this.#queue(own);
+      this.#roomStart = 0;
+      return own;
+    }
+    if (slabUsed + size > slab.length) {
+      slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      slabUsed = 0;
+    }
+    const start = slabUsed;
+    slabUsed = start + size;
+    if (this.#runSlab !== slab || this.#runEnd !== start) {
+      if (this.#runSlab !== null) this.#closeRun();
+      this.#runSlab = slab;
+      this.#runStart = start;
+    }
+    this.#runEnd = start + size;
+    this.#outputBytes += size;
+    this.#roomStart = start;
+    return slab;
+  }
+
+  /** The open run joins the output, as one view of its frames. */
+  #closeRun(): void {
+    const run = this.#runSlab!;
+    this.#output.push(new FastBuffer(run.buffer, run.byteOffset + this.#runStart, this.#runEnd - this.#runStart));
+    this.#runSlab = null;
   }
 
   // ---------------------------------------------------------------- FrameSink

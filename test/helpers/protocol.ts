@@ -48,6 +48,25 @@ export function assertFrameSent(conn: Connection, expected: string | Uint8Array)
   assert.equal(toHex(conn.takeOutput()), toHex(want));
 }
 
+/**
+ * The frames queued for the peer since the last take, one Buffer each: takeOutput may hand frames
+ * that lie side by side in memory over as one Buffer, so they are cut apart by their headers (§5.2).
+ */
+export function takeFrames(conn: Connection): Buffer[] {
+  const bytes = Buffer.concat(conn.takeOutput());
+  const frames: Buffer[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const length7 = bytes[at + 1]! & 0x7f;
+    const extended = length7 === 126 ? 2 : length7 === 127 ? 8 : 0;
+    const length = length7 === 126 ? bytes.readUInt16BE(at + 2) : length7 === 127 ? Number(bytes.readBigUInt64BE(at + 2)) : length7;
+    const end = at + 2 + extended + ((bytes[at + 1]! & 0x80) !== 0 ? 4 : 0) + length;
+    assert.ok(end <= bytes.length, `a frame cut short at byte ${bytes.length} of the output`);
+    frames.push(bytes.subarray(at, end));
+    at = end;
+  }
+  return frames;
+}
+
 /** Asserts that nothing was queued for the peer since the last take. */
 export function assertNothingSent(conn: Connection): void {
   assert.deepEqual(conn.takeOutput(), []);

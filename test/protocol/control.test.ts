@@ -19,6 +19,7 @@ import {
   hex,
   receive,
   server,
+  takeFrames,
 } from '../helpers/protocol.js';
 
 /** The masked frame of a Close with this code and reason (zero key). */
@@ -482,7 +483,7 @@ describe('client role', () => {
     const conn = server({ role: 'client' });
     conn.sendText('Hello');
     conn.sendText('Hello');
-    const [a, b] = conn.takeOutput();
+    const [a, b] = takeFrames(conn);
     for (const frame of [a!, b!]) {
       assert.equal(frame.subarray(0, 2).toString('hex'), '8185');
       const key = frame.subarray(2, 6);
@@ -498,7 +499,7 @@ describe('client role', () => {
     conn.sendBinary(Buffer.alloc(20_000, 1));
     conn.ping(Buffer.from('p'));
     conn.close();
-    const frames = conn.takeOutput();
+    const frames = takeFrames(conn);
     assert.equal(frames.length, 3);
     assert.equal(frames[0]!.subarray(0, 4).toString('hex'), '82fe4e20');
     assert.equal(frames[0]!.length, 8 + 20_000);
