@@ -4,7 +4,7 @@
 
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/constants.js';
-import { Connection, ConnectionState, type ConnectionEvent, unpinned } from '../protocol/connection.js';
+import { Connection, ConnectionState, type ConnectionEvent, ownedForWaiting } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { FastBuffer } from '../protocol/parser.js';
 import { DestroyTimer, Heartbeat, IdleTimer } from './heartbeat.js';
@@ -28,7 +28,7 @@ const JOIN_PIECE_MAX = 4 * 1024;
  */
 function joinRun(output: readonly Buffer[], start: number, end: number, bytes: number, own: boolean): Buffer {
   const first = output[start]!;
-  if (end - start === 1) return own ? unpinned(first) : first;
+  if (end - start === 1) return own ? ownedForWaiting(first) : first;
   if (own) {
     const joined = Buffer.allocUnsafeSlow(bytes);
     for (let i = start, at = 0; i < end; i++) at += output[i]!.copy(joined, at);
@@ -606,14 +606,15 @@ export class WebSocketConnection {
       // Made on the first write of a connection whose hooks have onDrain (an idle one holds none).
       const callback = this.#hooks.onDrain ? (this.#afterWriteCallback ??= (error) => this.#afterWrite(error)) : undefined;
       // A socket with bytes still waiting (a peer that reads slowly, or not at all) keeps what is
-      // written now until it drains: small frames are views of a 16 KiB slab (and payloads may be
-      // views of a 64 KiB read), so each goes out as a buffer of its own size. Otherwise a peer
+      // written now until it drains: small frames, and runs of them, are views of a 16 KiB slab
+      // (and payloads may be views of a 64 KiB read), so each goes out as a buffer of its own size
+      // (ownedForWaiting). Otherwise a peer
       // that stops reading and sends Pings made each 127-byte Pong hold 16 KiB, beyond what
       // maxBufferedAmount counts (found by a review helper: 2.6 MB buffered held 309 MiB). A burst's
       // join, one buffer for all its connections, goes as it is.
       const own = socket.writableLength !== 0;
       if (single !== null) {
-        socket.write(own && single !== shared ? unpinned(single) : single, callback);
+        socket.write(own && single !== shared ? ownedForWaiting(single) : single, callback);
       } else {
         let total = 0;
         let large = false;
@@ -636,7 +637,7 @@ export class WebSocketConnection {
               continue;
             }
             if (i > start) socket.write(joinRun(output, start, i, bytes, own));
-            socket.write(own ? unpinned(output[i]!) : output[i]!, i === count - 1 ? callback : undefined);
+            socket.write(own ? ownedForWaiting(output[i]!) : output[i]!, i === count - 1 ? callback : undefined);
             start = i + 1;
             bytes = 0;
           }

@@ -146,6 +146,20 @@ export function unpinned(piece: Buffer): Buffer {
 }
 
 /**
+ * `piece` as a socket that already holds bytes should keep it (they wait there until it drains): a
+ * copy of its own size when it is a view of at most SLAB_SIZE bytes (a run of frames cut from the
+ * slab, a small payload), else unpinned(piece). A run may fill most of a slab, which unpinned's
+ * 4-to-1 rule would let it keep whole; the copy is made only while the socket is stalled. @internal
+ */
+export function ownedForWaiting(piece: Buffer): Buffer {
+  if (piece.length > SLAB_SIZE) return unpinned(piece);
+  if (piece.buffer.byteLength === piece.length) return piece;
+  const copy = Buffer.allocUnsafeSlow(piece.length);
+  piece.copy(copy);
+  return copy;
+}
+
+/**
  * Pieces of a message (or control frame) in assembly. Holds views while they are few; beyond
  * MAX_VIEW_PIECES it copies into one growing buffer, so memory stays within twice the message's
  * bytes however many frames (even empty ones) carry it. Views kept past the end of their read are
