@@ -545,7 +545,9 @@ export class Connection implements FrameSink {
       return true;
     }
     if (this.#extension !== null && compress) return this.#sendEncoded(Opcode.Text, Buffer.from(text, 'utf8'));
-    if (this.#client || text.length > SCRATCH_TEXT_MAX) {
+    // A watched frame goes the common way too: the observer sees it before it is queued, as every
+    // other frame (a send from inside the observer comes first, a throw queues nothing).
+    if (this.#client || text.length > SCRATCH_TEXT_MAX || this.#onFrame !== null) {
       this.#queueFrame(Opcode.Text, 0, Buffer.from(text, 'utf8'));
       return true;
     }
@@ -558,10 +560,6 @@ export class Connection implements FrameSink {
     const at = this.#roomStart;
     writeFrameHeader(frame, at, Opcode.Text, length, true, 0);
     textScratch.copy(frame, at + headerLength, SCRATCH_HEADER, SCRATCH_HEADER + length);
-    if (this.#onFrame !== null) {
-      const head = at + headerLength;
-      this.#onFrame('out', true, 0, Opcode.Text, false, length, frame.subarray(head, head + Math.min(length, OBSERVED_HEAD_BYTES)));
-    }
     return true;
   }
 

@@ -18,6 +18,7 @@ import {
   plainEvents,
   receive,
   server,
+  toHex,
 } from '../helpers/protocol.js';
 
 /** An extension that "encodes" by reversing the bytes, and records what it was asked to decode. */
@@ -231,6 +232,35 @@ describe('Frame observer (tracing)', () => {
     receive(conn, '81 01 61');
     conn.takeEvents();
     assert.deepEqual(seen, ['out fin=true rsv=0 op=1 masked=true len=2 6869', 'in fin=true rsv=0 op=1 masked=false len=1 61']);
+  });
+
+  // Regression: sendText queued its frame before calling the observer (found by a review helper),
+  // so a send from inside the observer came after it, and a throw still sent it; every other
+  // frame is observed first.
+  test('every sent frame is observed before it is queued: a send from the observer goes first, a throw queues nothing', () => {
+    const sends: [(conn: Connection) => boolean, string][] = [
+      [(conn) => conn.sendText('OUT'), '81034f5554'],
+      [(conn) => conn.sendBinary(Buffer.from('OUT')), '82034f5554'],
+    ];
+    for (const [send, outerFrame] of sends) {
+      let inner = false;
+      const conn = server({
+        onFrame: (direction) => {
+          if (direction !== 'out' || inner) return;
+          inner = true;
+          conn.sendText('in');
+        },
+      });
+      send(conn);
+      assert.equal(toHex(conn.takeOutput()), '8102696e' + outerFrame, 'the inner frame first, then the outer one');
+      const throwing = server({
+        onFrame: () => {
+          throw new Error('a trace printer failed');
+        },
+      });
+      assert.throws(() => send(throwing), /a trace printer failed/);
+      assertNothingSent(throwing);
+    }
   });
 
   test('without an observer nothing is reported and frames flow as usual', () => {
