@@ -188,7 +188,6 @@ function targets(results: BenchResults): Target[] {
   return out;
 }
 
-/** Notes that put the targets next to what bounds them, with this run's figures. */
 /**
  * What the decoding micro benchmark measured, as a sentence ending in a space (empty when the run
  * had no micro section): V8's rates on ASCII and non-ASCII text, and ours' on non-ASCII.
@@ -202,10 +201,11 @@ function decodingRates(results: BenchResults): string {
   return (
     `Node 20 decodes 16 KiB of this bench's UTF-8 text with accents and a check mark at ${rate(utf8, 'Buffer#toString')} (Buffer#toString; TextDecoder ${rate(utf8, 'TextDecoder')})` +
     (ascii ? `, against ${rate(ascii, 'Buffer#toString')} for its ASCII text` : '') +
-    `; ours decodes it at ${rate(utf8, ours)} with its own WebAssembly SIMD decoder (measured in this run: "Decoding text to a string" below). `
+    `; ours decodes it at ${rate(utf8, ours)} with ${ours.includes('wasm') ? 'its own WebAssembly SIMD decoder' : "V8's decoder (WebAssembly SIMD is unavailable here)"} (measured in this run: "Decoding text to a string" below). `
   );
 }
 
+/** Notes that put the targets next to what bounds them, with this run's figures. */
 function readingNotes(results: BenchResults): string[] {
   const get = (id: string): Figure | undefined => results.figures.find((f) => f.id === id);
   const notes: string[] = [];
@@ -323,7 +323,7 @@ function markdown(results: BenchResults): string {
     "(ours validates text, decodes it to the string onMessage gets and encodes it again on send; ws validates it and sends the same bytes back: a ws application that wants the string pays for the decoding too).";
   const sections: [string, string, string, string][] = [
     ['echo-binary', 'Echo, binary: server CPU per message (µs)', echoIntro, 'message'],
-    ['echo-text', 'Echo, text: server CPU per message (µs)', 'As above, with text messages. ' + decodingRates(results) + 'That decoding is what puts ours above ws in the non-ASCII rows.', 'message'],
+    ['echo-text', 'Echo, text: server CPU per message (µs)', 'As above, with text messages. ' + decodingRates(results) + 'Decoding text to the string onMessage gets is what puts ours above ws in the non-ASCII rows.', 'message'],
     ['echo-deflate', 'Echo with permessage-deflate: server CPU per message (µs)', "20 ws clients offering permessage-deflate (as browsers do), 4 text messages in flight on each, every echo's length checked. Both servers inflate and compress every message (ws's threshold is 1 KiB, ours 96 B). ws runs zlib on libuv's thread pool, ours synchronously on the main thread; both count, as CPU of the server's process (docs/compression.md).", 'message'],
     ['echo-deflate-rate', 'Echo with permessage-deflate: messages per second', '', 'message'],
     ['echo-binary-rate', 'Echo, binary: messages per second', '', 'message'],
@@ -341,7 +341,7 @@ function markdown(results: BenchResults): string {
     ['encode', 'Encoding a server frame, frames per second', '"ours encodeFrame" is the pure [header, payload] encoder, like ws\'s Sender.frame; "ours Connection.sendBinary" is a send queued and taken from the core (binary payloads under 4 KiB are copied behind their header, larger ones follow it as a view).', 'payload'],
     ['observe', 'Watching the wire: what tracing and the diagnostics channels cost', "16 B frames through the whole protocol core. Tracing and the pef-ws:frame channel reach the core as one frame observer, set at open only when tracing is on or the channel has subscribers: with nobody watching, a null check per frame is all that remains; the second column is what a subscriber adds before it does any work of its own.", 'frames'],
     ['unmask', 'Unmasking 1 MiB (GB/s)', 'In place, on a payload at an odd address. Buffer.copy of 1 MiB is the limit.', 'payload'],
-    ['decode', 'Decoding text to a string (GB/s of UTF-8)', "The echo bench's text payloads, decoded to the string onMessage gets: ours' decodeUtf8 against V8's decoder behind Buffer#toString and TextDecoder.", 'payload'],
+    ['decode', 'Decoding text to a string (GB/s of UTF-8)', "The echo bench's text payloads, decoded to the string onMessage gets: ours' decodeUtf8 against V8's decoder behind Buffer#toString and TextDecoder. Text longer than 32 KiB comes from decodeUtf8 as a V8 rope of 32 KiB pieces (flattened by V8 when first indexed), from the others as one flat string.", 'payload'],
     ['fanout', 'Fan-out: server CPU per delivery (µs)', 'One publisher, every subscriber on one topic, in 4 client processes; each system publishes messages in batches of 20 (the next batch once every subscriber has the last) from an HTTP request to its own server: 100 untimed, then at least 200 and for at least 2 s; each figure is the median of 3 rounds with the systems in a rotated order. Ours is `router.publish` with the default onQueue: the frame is built once and the same bytes are written to each socket (the deflate column compresses per subscriber, RFC 7692 §7.2.3). Ratios are to ws sending per client. The raw column is the limit for any Node server: the frames of a request joined once and one socket.write per subscriber, with no library (bench/fanout.ts).', 'subscribers, message'],
     ['fanout-rate', 'Fan-out: deliveries per second', '', 'subscribers, message'],
   ];
