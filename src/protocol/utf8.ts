@@ -152,6 +152,7 @@ const UTF16_OFFSET = TEXT_PIECE;
  *             (local.set $v (v128.load align=1 (local.get $src)))
  *             (v128.store align=1 (local.get $dst) (i16x8.extend_low_i8x16_u (local.get $v)))
  *             (v128.store offset=16 align=1 (local.get $dst) (i16x8.extend_high_i8x16_u (local.get $v)))
+ *             ;; $ascii: first the block's sign bits, then how many ASCII bytes come before the first set one
  *             (local.set $ascii (i8x16.bitmask (local.get $v)))
  *             (if (i32.eqz (local.get $ascii))
  *               (then
