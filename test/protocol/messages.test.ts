@@ -16,6 +16,7 @@ import {
   assertFrameSent,
   assertNothingSent,
   hex,
+  type PlainEvent,
   receive,
   server,
   toHex,
@@ -50,6 +51,33 @@ describe('5.4 Fragmentation', () => {
     const conn = server();
     receive(conn, '02 82 00000000 0102', '00 81 00000000 03', '80 83 00000000 040506');
     assertEvents(conn, [{ type: 'binary', data: '010203040506' }]);
+  });
+
+  test('messages in one frame and fragmented ones come out the same however the input is cut', () => {
+    // A message in one frame whose payload is all in one read is handed out as that piece, with no
+    // assembly; every other cut goes through the assembly. Both must give the same messages.
+    const stream = hex(
+      '82 84 00000000 01020304' + // binary, one frame
+        '01 82 00000000 6869' + // text in two frames, a Ping between them
+        '89 81 00000000 70' +
+        '80 81 00000000 21' +
+        '81 83 00000000 e29c93' + // text, one frame (a three-byte character)
+        '82 80 00000000' + // an empty binary message
+        '82 fe 0100 00000000' + 'ab'.repeat(256), // binary, one frame, 16-bit length
+    );
+    const expected: PlainEvent[] = [
+      { type: 'binary', data: '01020304' },
+      { type: 'ping', data: '70' },
+      { type: 'text', data: 'hi!' },
+      { type: 'text', data: '✓' },
+      { type: 'binary', data: '' },
+      { type: 'binary', data: 'ab'.repeat(256) },
+    ];
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const conn = server();
+      receive(conn, stream.subarray(0, cut), stream.subarray(cut));
+      assertEvents(conn, expected);
+    }
   });
 
   test('a continuation frame with no message open fails with 1002', () => {
