@@ -6,6 +6,7 @@ import { Connection, type ConnectionEvent, type ConnectionOptions } from '../../
 import { ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.js';
 import { encodeFrame } from '../../src/protocol/frame.js';
 import type { FrameSink } from '../../src/protocol/parser.js';
+import { parseFrame } from './net.js';
 
 /** Bytes from a hex literal; spaces and line breaks are ignored ("81 85 37fa213d"). */
 export function hex(text: string): Buffer {
@@ -50,19 +51,16 @@ export function assertFrameSent(conn: Connection, expected: string | Uint8Array)
 
 /**
  * The frames queued for the peer since the last take, one Buffer each: takeOutput may hand frames
- * that lie side by side in memory over as one Buffer, so they are cut apart by their headers (§5.2).
+ * that lie side by side in memory over as one Buffer, so they are cut apart by their headers.
  */
 export function takeFrames(conn: Connection): Buffer[] {
-  const bytes = Buffer.concat(conn.takeOutput());
+  let bytes = Buffer.concat(conn.takeOutput());
   const frames: Buffer[] = [];
-  for (let at = 0; at < bytes.length; ) {
-    const length7 = bytes[at + 1]! & 0x7f;
-    const extended = length7 === 126 ? 2 : length7 === 127 ? 8 : 0;
-    const length = length7 === 126 ? bytes.readUInt16BE(at + 2) : length7 === 127 ? Number(bytes.readBigUInt64BE(at + 2)) : length7;
-    const end = at + 2 + extended + ((bytes[at + 1]! & 0x80) !== 0 ? 4 : 0) + length;
-    assert.ok(end <= bytes.length, `a frame cut short at byte ${bytes.length} of the output`);
-    frames.push(bytes.subarray(at, end));
-    at = end;
+  while (bytes.length !== 0) {
+    const frame = parseFrame(bytes);
+    assert.ok(frame !== null, `a frame cut short in the last ${bytes.length} bytes of the output`);
+    frames.push(frame.bytes);
+    bytes = bytes.subarray(frame.bytes.length);
   }
   return frames;
 }
