@@ -48,6 +48,47 @@ describe('decodeUtf8', () => {
     }
   });
 
+  test('code points of 1-3 bytes eight bytes at a time: every way they cross the 8th byte, and a 4-byte one or the end after', () => {
+    // The decoder takes the code points that start in 8 bytes at once; the last may end in bytes 8
+    // and 9, which the next step skips, as the one-at-a-time decoding does after it leaves (a 4-byte
+    // code point, or fewer than 16 bytes left).
+    const ends = ['', '😀', 'z', '😀' + 'é'.repeat(12), 'é'.repeat(12)];
+    for (const head of ['ab', 'é', '✓', 'éé', 'é✓', '✓é']) {
+      for (let fill = 0; fill < 8; fill++) {
+        for (const next of ['é', '✓', '😀', 'a']) {
+          for (let after = 0; after < 24; after++) {
+            for (const end of ends) {
+              // `head` and `fill` 2-byte code points put `next` at each offset of the first 8 bytes
+              // (after more than SMALL_TEXT_MAX bytes: shorter text is decoded by V8).
+              const text = 'x'.repeat(300) + head + 'ж'.repeat(fill) + next + 'ё'.repeat(after) + end;
+              assert.equal(decodeUtf8(Buffer.from(text, 'utf8')), text, JSON.stringify(text));
+            }
+          }
+        }
+      }
+    }
+  });
+
+  test('text of code points of every length in random order, against toString', () => {
+    // A fixed seed: the same texts every run.
+    let seed = 0x2545f491;
+    const random = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const alphabets = [['a', 'é'], ['é', 'ж', '✓'], ['a', 'b', 'é', '✓', '中'], ['a', 'é', '✓', '😀'], ['ж', ' ']];
+    for (let i = 0; i < 4000; i++) {
+      const alphabet = alphabets[i % alphabets.length]!;
+      let text = '';
+      const length = 260 + random(200); // over SMALL_TEXT_MAX bytes: shorter text is decoded by V8
+      for (let j = 0; j < length; j++) text += alphabet[random(alphabet.length)];
+      const bytes = Buffer.from(text, 'utf8');
+      assert.equal(decodeUtf8(bytes), bytes.toString('utf8'), JSON.stringify(text));
+    }
+  });
+
   test('a code point straddling the 32 KiB piece boundary stays whole', () => {
     for (const char of CHARS) {
       for (let shift = 0; shift < 5; shift++) {
