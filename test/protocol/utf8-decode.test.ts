@@ -52,7 +52,7 @@ describe('decodeUtf8', () => {
     // The decoder takes the code points that start in 8 bytes at once; the last may end in bytes 8
     // and 9, which the next step skips, as the one-at-a-time decoding does after it leaves (a 4-byte
     // code point, or fewer than 16 bytes left).
-    const ends = ['', '😀', 'z', '😀' + 'é'.repeat(12), 'é'.repeat(12)];
+    const ends = ['', '😀', 'z', '😀' + 'é'.repeat(12), 'é'.repeat(12), '😀😀' + '✓'.repeat(9) + '😀' + 'ж'.repeat(20)];
     for (const head of ['ab', 'é', '✓', 'éé', 'é✓', '✓é']) {
       for (let fill = 0; fill < 8; fill++) {
         for (const next of ['é', '✓', '😀', 'a']) {
