@@ -125,8 +125,9 @@ const TEXT_PIECE = 32 * 1024;
 const UTF16_OFFSET = TEXT_PIECE;
 
 /**
- * Where the decoder's table is (see DECODER_WASM): the last 4 KiB of its 128 KiB memory, behind
- * the UTF-16 it writes (at most twice TEXT_PIECE, and 32 bytes past it).
+ * Where the decoder's table is (see DECODER_WASM, whose WAT has it as `i32.const 0x1f000`): the
+ * last 4 KiB of its 128 KiB memory, behind the UTF-16 it writes (at most twice TEXT_PIECE, and 32
+ * bytes past it).
  */
 const TABLE_OFFSET = 0x1f000;
 
@@ -144,16 +145,15 @@ const TABLE_OFFSET = 0x1f000;
  *   time, whose branches on each byte the processor cannot guess in text that mixes lengths:
  *   measured on x64, 16 KiB of the bench's text with accents and a check mark in 0.58 of the time,
  *   Cyrillic 0.73, Japanese 0.80, ASCII with one accented letter at random places every 2 to 32
- *   bytes 0.5 to 0.9. Text with accents at exactly the same distance all along is the one loser
+ *   bytes 0.6 to 0.9. Text with accents at exactly the same distance all along is the one loser
  *   (1.3 to 1.5 times the time at one every 12 to 32 bytes): the processor learns that pattern.
  * - 4-byte code points, and the last bytes before `end`, one code point at a time. After a 4-byte
  *   code point that is not followed by another, the blocks again (text without ASCII after an emoji
  *   would otherwise go on one code point at a time to its end).
  * Node 20's own decoder (V8's, behind toString and TextDecoder alike) is scalar, and was already
  * about 3 times slower than the one-at-a-time version on text that is not all ASCII (16 KiB of the
- * bench's text: 38 µs against 12). Assembled from the text below
- * with wabt (`wat2wasm --enable-simd`); test/protocol/utf8-decode.test.ts checks that the bytes are
- * that text's.
+ * bench's text: 38 µs against 12). Assembled from the text below with wabt (`wat2wasm
+ * --enable-simd`); test/protocol/utf8-decode.test.ts checks that the bytes are that text's.
  *
  * WAT begin
  * (module
