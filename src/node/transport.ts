@@ -6,7 +6,6 @@ import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/constants.js';
 import { Connection, ConnectionState, type ConnectionEvent, ownedForWaiting } from '../protocol/connection.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { FastBuffer } from '../protocol/parser.js';
 import { DestroyTimer, Heartbeat, IdleTimer } from './heartbeat.js';
 import type { ResolvedOptions } from './options.js';
 import type { PreparedMessage } from './prepared.js';
@@ -21,29 +20,18 @@ import type { MessageType, SendData, WebSocketHooks } from './types.js';
 const JOIN_PIECE_MAX = 4 * 1024;
 
 /**
- * `output[start..end)`, `bytes` in all, as one Buffer: the one buffer itself; a view, when they lie
- * side by side in one ArrayBuffer; else a copy. (The core already hands a run of small frames over
- * as one view.) With `own`, a buffer of its own size (see #flush: what waits in a stalled socket
- * pins nothing more).
+ * `output[start..end)`, `bytes` in all, as one Buffer: the one buffer itself, else a copy (a run of
+ * small frames already comes from the core as one view, see Connection's open run). With `own`, a
+ * buffer of its own size (see #flush: what waits in a stalled socket pins nothing more).
  */
 function joinRun(output: readonly Buffer[], start: number, end: number, bytes: number, own: boolean): Buffer {
-  const first = output[start]!;
-  if (end - start === 1) return own ? ownedForWaiting(first) : first;
+  if (end - start === 1) return own ? ownedForWaiting(output[start]!) : output[start]!;
   if (own) {
     const joined = Buffer.allocUnsafeSlow(bytes);
     for (let i = start, at = 0; i < end; i++) at += output[i]!.copy(joined, at);
     return joined;
   }
-  const backing = first.buffer;
-  let next = first.byteOffset + first.length;
-  for (let i = start + 1; i < end; i++) {
-    const piece = output[i]!;
-    if (piece.buffer !== backing || piece.byteOffset !== next) {
-      return Buffer.concat(start === 0 && end === output.length ? output : output.slice(start, end), bytes);
-    }
-    next += piece.length;
-  }
-  return new FastBuffer(backing, first.byteOffset, bytes);
+  return Buffer.concat(start === 0 && end === output.length ? output : output.slice(start, end), bytes);
 }
 
 /** The first `count` of `frames` as one Buffer, or null when one is large (they go corked, as they are). */
@@ -608,10 +596,9 @@ export class WebSocketConnection {
       // A socket with bytes still waiting (a peer that reads slowly, or not at all) keeps what is
       // written now until it drains: small frames, and runs of them, are views of a 16 KiB slab
       // (and payloads may be views of a 64 KiB read), so each goes out as a buffer of its own size
-      // (ownedForWaiting). Otherwise a peer
-      // that stops reading and sends Pings made each 127-byte Pong hold 16 KiB, beyond what
-      // maxBufferedAmount counts (found by a review helper: 2.6 MB buffered held 309 MiB). A burst's
-      // join, one buffer for all its connections, goes as it is.
+      // (ownedForWaiting). Otherwise a peer that stops reading and sends Pings made each 127-byte
+      // Pong hold 16 KiB, beyond what maxBufferedAmount counts (found by a review helper: 2.6 MB
+      // buffered held 309 MiB). A burst's join, one buffer for all its connections, goes as it is.
       const own = socket.writableLength !== 0;
       if (single !== null) {
         socket.write(own && single !== shared ? ownedForWaiting(single) : single, callback);
