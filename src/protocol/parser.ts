@@ -152,7 +152,9 @@ export class FrameParser {
   /** Continues parsing the input kept when the parser paused, up to the next pause. */
   resume(): void {
     while (this.#chunk !== null) {
-      if (this.#parse(this.#chunk, this.#pos)) return; // paused: #pos marks where to go on
+      // Paused: #pos marks where to go on. A pause at the chunk's very end (a read that ended with
+      // a message, the common case) leaves nothing to parse in it.
+      if (this.#pos !== this.#chunk.length && this.#parse(this.#chunk, this.#pos)) return;
       this.#chunk = this.#queue.length === 0 ? null : this.#queue.shift()!;
       this.#pos = 0;
     }
