@@ -34,6 +34,9 @@ function joinRun(output: readonly Buffer[], start: number, end: number, bytes: n
   return Buffer.concat(start === 0 && end === output.length ? output : output.slice(start, end), bytes);
 }
 
+/** What #flush writes when the core has queued nothing, or only one buffer (taken apart). */
+const NO_OUTPUT: readonly Buffer[] = [];
+
 /** The first `count` of `frames` as one Buffer, or null when one is large (they go corked, as they are). */
 function joinFrames(frames: readonly Buffer[], count: number, bytes: number): Buffer | null {
   for (let i = 0; i < count; i++) if (frames[i]!.length >= JOIN_PIECE_MAX) return null;
@@ -569,14 +572,18 @@ export class WebSocketConnection {
     const socket = this.#socket;
     // Not takeOutput: while reading is held (pause(), a shutdown), input still unparsed must not be
     // answered yet (a Close behind a held message would overtake its reply).
-    let output = this.#conn.takeQueuedOutput();
     // What goes out as one Buffer (most flushes: a burst's join, or one frame), else null and `output`.
-    let single: Buffer | null = output.length === 1 ? output[0]! : null;
+    let single = this.#conn.takeQueuedBuffer();
+    let output: readonly Buffer[] = single === null ? this.#conn.takeQueuedOutput() : NO_OUTPUT;
     /** A burst's frames joined once for every connection that follows it (see Burst): not copied per connection. */
     let shared: Buffer | null = null;
     const burst = this.#burst;
     if (burst !== null) {
       // Prepared frames were queued before anything the core holds now (sendPrepared flushes the core first).
+      if (single !== null) {
+        output = [single];
+        single = null;
+      }
       const count = this.#burstCount;
       const joined = burst.join(count, this.#preparedBytes);
       if (joined !== null && output.length === 0) single = shared = joined;

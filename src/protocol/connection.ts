@@ -529,6 +529,25 @@ export class Connection implements FrameSink {
     return output;
   }
 
+  /**
+   * Like takeQueuedOutput, for the common case of one buffer queued (a run of small frames, or one
+   * frame): takes it and returns it, without a list. Returns null, taking nothing, when nothing or
+   * more than one buffer is queued.
+   */
+  takeQueuedBuffer(): Buffer | null {
+    const output = this.#output;
+    const run = this.#runSlab;
+    if (run !== null) {
+      if (output.length !== 0) return null;
+      this.#runSlab = null;
+      this.#outputBytes = 0;
+      return new FastBuffer(run.buffer, run.byteOffset + this.#runStart, this.#runEnd - this.#runStart);
+    }
+    if (output.length !== 1) return null;
+    this.#outputBytes = 0;
+    return output.pop()!;
+  }
+
   // ---------------------------------------------------------------- output
 
   /**

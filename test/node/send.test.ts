@@ -196,6 +196,17 @@ describe('sendPrepared: a burst of frames made once', () => {
     await finish(harness, client, session);
   });
 
+  test('a send after a burst in the same turn goes out behind it, in the same write', async () => {
+    const { harness, client, session } = await open();
+    const writes = session.writes;
+    session.ws.sendPrepared(new PreparedMessage('1'));
+    session.ws.sendPrepared(new PreparedMessage('2'));
+    session.ws.send('3');
+    assert.deepEqual(await client.readBytes(9), hex('81 01 31 81 01 32 81 01 33'));
+    assert.equal(session.writes - writes, 1);
+    await finish(harness, client, session);
+  });
+
   test('after close() the rest of a burst is not sent: false, and nothing follows the Close', async () => {
     const { harness, client, session } = await open();
     assert.equal(session.ws.sendPrepared(new PreparedMessage('a')), true);

@@ -461,6 +461,30 @@ describe('5.6 sending data frames', () => {
     assert.equal(toHex(a.takeOutput()), '81026134', 'a frame queued after a take starts a new run');
   });
 
+  test('takeQueuedBuffer takes what is queued when it is one buffer, and takes nothing otherwise', () => {
+    const conn = server();
+    assert.equal(conn.takeQueuedBuffer(), null, 'nothing queued');
+    conn.sendText('a1');
+    conn.sendBinary(hex('ff'));
+    const run = conn.takeQueuedBuffer();
+    assert.equal(run === null ? null : toHex(run), '81026131' + '8201ff', 'a run of small frames is one buffer');
+    assert.equal(conn.outputBytes, 0);
+    assert.deepEqual(conn.takeQueuedOutput(), []);
+    // A large payload follows its header as a buffer of its own: two buffers, left for takeQueuedOutput.
+    const large = Buffer.alloc(5000, 3);
+    conn.sendBinary(large);
+    assert.equal(conn.takeQueuedBuffer(), null);
+    assert.equal(conn.outputBytes, 4 + 5000);
+    assert.equal(toHex(conn.takeQueuedOutput()), '827e1388' + large.toString('hex'));
+    // One large frame's own buffer (a text message over the slab's frames) is one buffer too.
+    conn.sendText('z'.repeat(5000));
+    const own = conn.takeQueuedBuffer();
+    assert.equal(own === null ? null : toHex(own), '817e1388' + Buffer.from('z'.repeat(5000)).toString('hex'));
+    assert.equal(conn.outputBytes, 0);
+    conn.sendText('b');
+    assert.equal(toHex(conn.takeQueuedOutput()), '810162', 'a frame queued after it starts anew');
+  });
+
   test('outputBytes counts what is queued until it is taken', () => {
     const conn = server();
     conn.sendText('Hello');
