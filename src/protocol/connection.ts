@@ -536,12 +536,10 @@ export class Connection implements FrameSink {
    */
   takeQueuedBuffer(): Buffer | null {
     const output = this.#output;
-    const run = this.#runSlab;
-    if (run !== null) {
+    if (this.#runSlab !== null) {
       if (output.length !== 0) return null;
-      this.#runSlab = null;
       this.#outputBytes = 0;
-      return new FastBuffer(run.buffer, run.byteOffset + this.#runStart, this.#runEnd - this.#runStart);
+      return this.#takeRun();
     }
     if (output.length !== 1) return null;
     this.#outputBytes = 0;
@@ -746,9 +744,14 @@ export class Connection implements FrameSink {
 
   /** The open run joins the output, as one view of its frames. */
   #closeRun(): void {
+    this.#output.push(this.#takeRun());
+  }
+
+  /** The open run, closed, as one view of its frames. */
+  #takeRun(): Buffer {
     const run = this.#runSlab!;
-    this.#output.push(new FastBuffer(run.buffer, run.byteOffset + this.#runStart, this.#runEnd - this.#runStart));
     this.#runSlab = null;
+    return new FastBuffer(run.buffer, run.byteOffset + this.#runStart, this.#runEnd - this.#runStart);
   }
 
   // ---------------------------------------------------------------- FrameSink
