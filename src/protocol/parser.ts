@@ -130,17 +130,19 @@ export class FrameParser {
 
   /**
    * Parses `chunk` as far as the sink lets it: when onFrameEnd returns false the parser pauses
-   * there, keeping the rest of the input for resume(). Masked payload is unmasked in place, so the
-   * parser takes ownership of the bytes: pass a copy if the caller still needs them as they were.
+   * there, keeping the rest of the input for resume(). A chunk pushed while the parser is paused
+   * waits behind that input: nothing is parsed until resume(). Masked payload is unmasked in place,
+   * so the parser takes ownership of the bytes: pass a copy if the caller still needs them as they
+   * were.
    */
   push(chunk: Buffer): void {
     if (this.#state === STOPPED || chunk.length === 0) return;
-    if (this.#chunk === null) {
-      this.#chunk = chunk;
-      this.#pos = 0;
-    } else {
+    if (this.#chunk !== null) {
       this.#queue.push(chunk);
+      return;
     }
+    this.#chunk = chunk;
+    this.#pos = 0;
     this.resume();
   }
 

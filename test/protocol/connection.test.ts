@@ -51,6 +51,19 @@ describe('Connection: events one at a time', () => {
     assertFrameSent(conn, '81 06 6563686f2061 8a 01 70');
   });
 
+  test('a read received while an event waits is not parsed yet: its Ping is answered after the reply to that event', () => {
+    // Root cause: FrameParser.push resumed a paused parser, so a second receiveData before the
+    // event was taken parsed on and queued the Pong ahead of the application's reply.
+    const conn = server();
+    receive(conn, '81 81 00000000 61', '89 81 00000000 70');
+    assert.equal(conn.outputBytes, 0, 'nothing answered before the message is handled');
+    assert.deepEqual(plainEvents([conn.nextEvent()!]), [{ type: 'text', data: 'a' }]);
+    conn.sendText('echo a');
+    assert.deepEqual(plainEvents([conn.nextEvent()!]), [{ type: 'ping', data: '70' }]);
+    assert.equal(conn.nextEvent(), undefined);
+    assertFrameSent(conn, '81 06 6563686f2061 8a 01 70');
+  });
+
   test('nextEvent returns undefined when nothing has arrived', () => {
     const conn = server();
     assert.equal(conn.nextEvent(), undefined);
